@@ -1,0 +1,238 @@
+"""What each block type does: resolve its inputs (never retried), then run (retried)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from flowtrail.errors import BlockError
+from flowtrail.model import expressions
+from flowtrail.model.compile import block_templates, resolve_call
+from flowtrail.model.definition import (
+    AgentBlock,
+    ConditionBlock,
+    FunctionBlock,
+    HttpBlock,
+    ResponseBlock,
+    RouterBlock,
+    WaitBlock,
+    WorkflowBlock,
+)
+from flowtrail.model.graph import Node
+from flowtrail.engine.events import Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """Return this from a function block to report cost, tokens or a model with its value."""
+
+    value: Any
+    cost: float | None = None
+    tokens: Tokens | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    output: Any
+    handle: str | None = None  # the branch or route taken
+    tokens: Tokens | None = None
+    model: str | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per 1,000 tokens, by model name."""
+
+    table: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def cost(self, model: str, tokens: Tokens) -> float | None:
+        price = self.table.get(model)
+        if price is None:
+            return None
+        return (tokens.prompt * price[0] + tokens.completion * price[1]) / 1000
+
+
+class PauseRequested(Exception):
+    """Raised by a ``wait for: input`` block: the run checkpoints and stops."""
+
+
+Render = Callable[[Any], Any]
+
+
+@dataclass
+class BlockServices:
+    """Run-wide things block handlers use. Built once per run by the executor."""
+
+    http: httpx.AsyncClient | None
+    prices: Prices
+    agent_base_url: str | None
+    agent_api_key: str | None
+    search_path: Any
+    resume_input: Any = None
+
+
+async def prepare(node: Node, render: Render, evaluate: Render) -> Any:
+    """Resolve a block's inputs from templates and expressions (not retried)."""
+    spec = node.spec
+    if isinstance(spec, FunctionBlock | WorkflowBlock):
+        return render(spec.with_)
+    if isinstance(spec, HttpBlock):
+        return render(
+            {"method": spec.method, "url": spec.url, "headers": spec.headers,
+             "params": spec.params, "json": spec.json_, "body": spec.body}
+        )
+    if isinstance(spec, AgentBlock):
+        return render({"model": spec.model, "system": spec.system, "prompt": spec.prompt,
+                       "base_url": spec.base_url, "api_key": spec.api_key,
+                       "temperature": spec.temperature, "max_tokens": spec.max_tokens})
+    if isinstance(spec, ResponseBlock):
+        return render(spec.output)
+    if isinstance(spec, ConditionBlock):
+        for branch in spec.branches:
+            if branch.else_ or evaluate(branch.if_):
+                return {"branch": branch.id}
+        return {"branch": None}
+    if isinstance(spec, RouterBlock):
+        picked = evaluate(spec.pick)
+        if picked not in spec.routes:
+            raise BlockError(
+                f"router picked {picked!r}, which is not one of its routes: "
+                f"{', '.join(spec.routes)}", node.id
+            )
+        return {"route": picked}
+    if isinstance(spec, WaitBlock):
+        return {"seconds": render(spec.seconds), "message": render(spec.message),
+                "for": spec.for_}
+    return None
+
+
+_callables: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def _function(spec: FunctionBlock, search: Any) -> Callable[..., Any]:
+    key = (spec.call, str(search))
+    fn = _callables.get(key)
+    if fn is None:
+        fn = _callables[key] = resolve_call(spec.call, search)
+    return fn
+
+
+async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResult:
+    spec = node.spec
+    if isinstance(spec, FunctionBlock):
+        fn = _function(spec, services.search_path)
+        if inspect.iscoroutinefunction(fn):
+            value = await fn(**inputs)
+        else:
+            value = await asyncio.to_thread(fn, **inputs)
+            if inspect.isawaitable(value):
+                value = await value
+        if isinstance(value, Reported):
+            return BlockResult({"result": value.value}, tokens=value.tokens, model=value.model,
+                               cost=value.cost)
+        return BlockResult({"result": value})
+    if isinstance(spec, HttpBlock):
+        return await _http(inputs, services, spec.fail_on_status)
+    if isinstance(spec, AgentBlock):
+        return await _agent(inputs, services)
+    if isinstance(spec, ConditionBlock):
+        return BlockResult(inputs, handle=inputs["branch"])
+    if isinstance(spec, RouterBlock):
+        return BlockResult(inputs, handle=inputs["route"])
+    if isinstance(spec, WaitBlock):
+        if spec.for_ == "input":
+            raise PauseRequested(node.id)
+        seconds = float(inputs["seconds"])
+        await asyncio.sleep(seconds)
+        return BlockResult({"waited_seconds": seconds})
+    if isinstance(spec, ResponseBlock):
+        return BlockResult(inputs)
+    return BlockResult(dict(inputs) if isinstance(inputs, Mapping) else {})
+
+
+async def _http(inputs: Mapping[str, Any], services: BlockServices,
+                fail_on_status: bool) -> BlockResult:
+    client = services.http or httpx.AsyncClient()
+    try:
+        response = await client.request(
+            str(inputs["method"]).upper(), str(inputs["url"]),
+            headers={k: str(v) for k, v in (inputs["headers"] or {}).items()},
+            params=inputs["params"] or None,
+            json=inputs["json"],
+            content=inputs["body"],
+        )
+    except httpx.HTTPError as exc:
+        raise BlockError(f"HTTP request to {inputs['url']} failed: {exc!r}") from exc
+    finally:
+        if services.http is None:
+            await client.aclose()
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = response.text
+    output = {"status": response.status_code, "headers": dict(response.headers), "body": body}
+    if fail_on_status and response.status_code >= 400:
+        raise BlockError(f"HTTP {response.status_code} from {inputs['url']}")
+    return BlockResult(output)
+
+
+async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockResult:
+    base_url = inputs.get("base_url") or services.agent_base_url
+    if not base_url:
+        raise BlockError("agent block has no base_url (set it on the block or "
+                         "FLOWTRAIL_AGENT_BASE_URL)")
+    api_key = inputs.get("api_key") or services.agent_api_key
+    messages = []
+    if inputs.get("system"):
+        messages.append({"role": "system", "content": str(inputs["system"])})
+    messages.append({"role": "user", "content": str(inputs["prompt"])})
+    payload: dict[str, Any] = {"model": inputs["model"], "messages": messages}
+    for key in ("temperature", "max_tokens"):
+        if inputs.get(key) is not None:
+            payload[key] = inputs[key]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    client = services.http or httpx.AsyncClient()
+    try:
+        response = await client.post(f"{str(base_url).rstrip('/')}/chat/completions",
+                                     json=payload, headers=headers)
+    except httpx.HTTPError as exc:
+        raise BlockError(f"agent request to {base_url} failed: {exc!r}") from exc
+    finally:
+        if services.http is None:
+            await client.aclose()
+    if response.status_code >= 400:
+        raise BlockError(f"agent request failed with HTTP {response.status_code}: "
+                         f"{response.text[:500]}")
+    try:
+        data = response.json()
+        content = data["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BlockError(f"agent response is not an OpenAI chat completion: {exc!r}") from exc
+    usage = data.get("usage") or {}
+    tokens = Tokens(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+    model = str(data.get("model") or inputs["model"])
+    cost = services.prices.cost(model, tokens)
+    if cost is None:
+        cost = services.prices.cost(str(inputs["model"]), tokens)
+    output = {"content": content, "model": model,
+              "tokens": {"prompt": tokens.prompt, "completion": tokens.completion,
+                         "total": tokens.total}}
+    return BlockResult(output, tokens=tokens, model=model, cost=cost)
+
+
+def uses(node: Node) -> frozenset[str]:
+    """The top-level names a block's templates read, so its context holds only those."""
+
+    names: set[str] = set()
+    for value, _inner in block_templates(node.spec):
+        for name, _attrs in expressions.references(value):
+            names.add(name)
+    return frozenset(names)

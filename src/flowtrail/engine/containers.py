@@ -1,0 +1,247 @@
+"""Loops and parallels: each iteration or branch is a nested scope with its own state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from flowtrail.engine.events import ContainerCompleted, ContainerStarted, Frame, IterationCompleted
+from flowtrail.engine.state import ScopeState, exit_output
+from flowtrail.errors import BlockError
+from flowtrail.model import expressions
+from flowtrail.model.definition import LoopBlock, ParallelBlock
+from flowtrail.model.graph import Node
+
+if TYPE_CHECKING:
+    from flowtrail.engine.executor import Outcome, ScopeRun
+
+
+def _items(value: Any, what: str, node: Node) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise BlockError(f"{what} must be a list or a mapping, got {type(value).__name__}", node.id)
+
+
+def _count(value: Any, node: Node) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BlockError(f"count must be a whole number, got {value!r}", node.id)
+    try:
+        count = int(value)
+    except ValueError:
+        raise BlockError(f"count must be a whole number, got {value!r}", node.id) from None
+    if count < 0:
+        raise BlockError(f"count must not be negative, got {count}", node.id)
+    return count
+
+
+class _Lifecycle:
+    """The start/iteration/completion events of one container run."""
+
+    def __init__(self, owner: ScopeRun, node: Node, cstate: dict[str, Any]) -> None:
+        self.owner = owner
+        self.node = node
+        self.cstate = cstate
+        self.started_at: float = cstate.setdefault("started_at", time.time())
+
+    async def start(self, total: int | None) -> None:
+        ex, node = self.owner.ex, self.node
+        await ex.started(ContainerStarted(ex.run_id, node.id, node.name, node.type,
+                                          self.owner.path, self.started_at, total))
+
+    def iteration(self, index: int, total: int | None, started_at: float, ok: bool) -> None:
+        ex, node = self.owner.ex, self.node
+        ex.emit(IterationCompleted(ex.run_id, node.id, node.type, self.owner.path, index, total,
+                                   started_at, time.time(), ok))
+
+    def finish(self, iterations: int, error: str | None = None, paused: bool = False) -> None:
+        ex, node = self.owner.ex, self.node
+        ex.emit(ContainerCompleted(
+            ex.run_id, node.id, node.name, node.type, self.owner.path, self.started_at,
+            time.time(), success=error is None, iterations=iterations, error=error,
+            handled=error is not None and node.has_error_edge, paused=paused,
+        ))
+
+
+def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Outcome:
+    from flowtrail.engine.executor import Outcome, ScopeFailed, _message
+
+    node = life.node
+    if isinstance(exc, ScopeFailed):
+        inner = exc.block_id
+        message = f"{node.type} '{node.id}' {where}: {exc}"
+        if inner:
+            message = f"{node.type} '{node.id}' {where}, block '{inner}': {exc}"
+    else:
+        inner = node.id
+        message = _message(exc)
+    life.finish(iterations, error=message)
+    return Outcome(node, error=message, error_block_id=inner or node.id)
+
+
+async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
+    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
+
+    spec = node.spec
+    assert isinstance(spec, LoopBlock) and node.scope is not None
+    resumed = owner.state.containers.pop(node.id, None)
+    cstate: dict[str, Any] = resumed or {"kind": "loop", "index": 0, "results": []}
+    life = _Lifecycle(owner, node, cstate)
+    results: list[Any] = cstate["results"]
+    try:
+        if resumed is None:
+            await life.start(None)
+            render = owner.render_for(node)
+            if spec.kind == "count":
+                cstate["total"] = _count(render(spec.count), node)
+            elif spec.kind == "for_each":
+                cstate["items"] = _items(render(spec.for_each), "for_each", node)
+                cstate["total"] = len(cstate["items"])
+            total = cstate.get("total")
+            if total is not None and total > spec.max_iterations:
+                raise BlockError(f"{total} iterations exceed max_iterations "
+                                 f"({spec.max_iterations})", node.id)
+    except Exception as exc:
+        return _failed(life, 0, exc, "could not start")
+    total = cstate.get("total")
+    items = cstate.get("items")
+    halt = Halt(owner.halt)
+    index = cstate["index"]
+    while True:
+        if total is not None and index >= total:
+            break
+        frame_vars = {"index": index, "item": items[index] if items is not None else None,
+                      "total": total, "results": results}
+        condition = spec.while_ if spec.kind == "while" else None
+        current = cstate.pop("current", None)
+        if current is None and condition is not None:
+            try:
+                if not _truthy(owner, node, condition, frame_vars):
+                    break
+            except Exception as exc:
+                return _failed(life, index, exc, f"`while` at iteration {index}")
+        if index >= spec.max_iterations:
+            exc = BlockError(f"reached max_iterations ({spec.max_iterations}) and the "
+                             "condition still holds", node.id)
+            return _failed(life, index, exc, "stopped")
+        if current is None and (owner.ex.pausing or owner.halt.is_set):
+            cstate["index"] = index
+            life.finish(index, paused=True)
+            return Outcome(node, paused=cstate)
+        state = ScopeState.from_json(current) if current else ScopeState()
+        started = time.time()
+        child = owner.child(node.scope, state, Frame(node.id, "loop", index), frame_vars, halt)
+        try:
+            await child.run()
+        except ScopePaused:
+            cstate["index"] = index
+            cstate["current"] = state.to_json()
+            life.finish(index, paused=True)
+            return Outcome(node, paused=cstate)
+        except ScopeFailed as exc:
+            life.iteration(index, total, started, False)
+            return _failed(life, index + 1, exc, f"iteration {index}")
+        results.append(exit_output(node.scope, state))
+        life.iteration(index, total, started, True)
+        index += 1
+        cstate["index"] = index
+        if spec.kind == "do_while":
+            try:
+                if not _truthy(owner, node, spec.do_while or "", frame_vars, state, child):
+                    break
+            except Exception as exc:
+                return _failed(life, index, exc, f"`do_while` after iteration {index - 1}")
+    life.finish(len(results))
+    return Outcome(node, output={"results": results})
+
+
+def _truthy(owner: ScopeRun, node: Node, source: str, frame_vars: dict[str, Any],
+            state: ScopeState | None = None, child: ScopeRun | None = None) -> bool:
+    context = dict(owner.context(node))
+    context["loop"] = frame_vars
+    if state is not None:
+        context.update(state.outputs)
+    return bool(expressions.evaluate(source, context))
+
+
+async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
+    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
+
+    spec = node.spec
+    assert isinstance(spec, ParallelBlock) and node.scope is not None
+    resumed = owner.state.containers.pop(node.id, None)
+    cstate: dict[str, Any] = resumed or {"kind": "parallel", "results": {}, "branches": {}}
+    life = _Lifecycle(owner, node, cstate)
+    try:
+        if resumed is None:
+            render = owner.render_for(node)
+            if spec.count is not None:
+                cstate["items"] = None
+                cstate["total"] = _count(render(spec.count), node)
+            else:
+                cstate["items"] = _items(render(spec.collection), "collection", node)
+                cstate["total"] = len(cstate["items"])
+            await life.start(cstate["total"])
+    except Exception as exc:
+        if "total" not in cstate:
+            await life.start(None)
+        return _failed(life, 0, exc, "could not start")
+    total: int = cstate["total"]
+    items = cstate["items"]
+    results: dict[str, Any] = cstate["results"]
+    branches: dict[str, Any] = cstate["branches"]
+    limit = spec.max_concurrency or max(total, 1)
+    halt = Halt(owner.halt)
+    pending = [i for i in range(total) if str(i) not in results]
+    running: dict[asyncio.Task[None], tuple[int, ScopeState, float]] = {}
+    failure: ScopeFailed | None = None
+    paused = False
+
+    def launch(i: int) -> None:
+        saved = branches.pop(str(i), None)
+        state = ScopeState.from_json(saved) if saved else ScopeState()
+        frame_vars = {"index": i, "item": items[i] if items is not None else None,
+                      "total": total}
+        child = owner.child(node.scope, state, Frame(node.id, "parallel", i), frame_vars, halt)
+        running[asyncio.ensure_future(child.run())] = (i, state, time.time())
+
+    try:
+        while True:
+            while pending and len(running) < limit and not halt.is_set \
+                    and not owner.ex.pausing:
+                launch(pending.pop(0))
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: running[t][0]):
+                i, state, started = running.pop(task)
+                exc = task.exception()
+                if exc is None:
+                    results[str(i)] = exit_output(node.scope, state)
+                    life.iteration(i, total, started, True)
+                elif isinstance(exc, ScopePaused):
+                    paused = True
+                    branches[str(i)] = state.to_json()
+                elif isinstance(exc, ScopeFailed):
+                    life.iteration(i, total, started, False)
+                    if failure is None and exc.block_id is not None:
+                        failure = ScopeFailed(f"branch {i}: {exc}", exc.block_id)
+                        halt.flag = True
+                    elif failure is None:
+                        failure = exc
+                else:
+                    raise exc
+    finally:
+        for task in running:
+            task.cancel()
+    if failure is not None:
+        return _failed(life, len(results), failure, "failed")
+    if paused or pending:
+        life.finish(len(results), paused=True)
+        return Outcome(node, paused=cstate)
+    life.finish(total)
+    return Outcome(node, output={"results": [results[str(i)] for i in range(total)]})

@@ -1,0 +1,462 @@
+"""The async executor: runs every ready block concurrently (bounded), processes completions
+one at a time, and stops on no more work, the first unhandled error (in-flight blocks are
+awaited), cancellation (in-flight blocks are abandoned), a ``response`` block, a pause, or
+the run deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from flowtrail.engine import blocks
+from flowtrail.engine.blocks import BlockResult, BlockServices, PauseRequested, Prices
+from flowtrail.engine.containers import run_loop, run_parallel
+from flowtrail.engine.events import (
+    BlockCompleted,
+    BlockStarted,
+    Event,
+    Frame,
+    NullHooks,
+    Path,
+    RunHooks,
+    StartEvent,
+)
+from flowtrail.engine.observers import ObserverHub
+from flowtrail.engine.state import ScopeState, chosen_edges, exit_output, ready_on_resume, settle
+from flowtrail.errors import BlockError, BlockTimeoutError, FlowtrailError
+from flowtrail.model import expressions
+from flowtrail.model.definition import FunctionBlock, ResponseBlock, WorkflowBlock
+from flowtrail.model.graph import Node, Scope, Workflow
+from flowtrail.model.inputs import validate_inputs
+from flowtrail.status import RunStatus
+
+log = logging.getLogger("flowtrail.engine")
+MAX_WORKFLOW_DEPTH = 25
+_LEAF_FREE = frozenset({"loop", "parallel", "workflow"})  # hold no concurrency slot
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    max_concurrency: int = 64
+    deadline_seconds: float | None = None
+    prices: Prices = field(default_factory=Prices)
+    agent_base_url: str | None = None
+    agent_api_key: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus  # completed, failed, cancelled or paused
+    output: Any = None
+    error: str | None = None
+    error_block_id: str | None = None
+    timed_out: bool = False
+    pause_state: dict[str, Any] | None = None
+    waiting_blocks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one block or container task hands back to its scope. Never an exception."""
+
+    node: Node
+    output: Any = None
+    handle: str | None = None
+    error: str | None = None
+    error_block_id: str | None = None
+    paused: dict[str, Any] | None = None  # a container's state, or {} for a wait block
+
+
+class ScopeFailed(Exception):
+    def __init__(self, message: str, block_id: str | None) -> None:
+        super().__init__(message)
+        self.block_id = block_id
+
+
+class ScopePaused(Exception):
+    """A scope stopped early for a pause; its state (already updated) is resumable."""
+
+
+class Halt:
+    """A stop-launching flag that a scope shares with every scope nested inside it."""
+
+    def __init__(self, parent: Halt | None = None) -> None:
+        self.parent = parent
+        self.flag = False
+
+    @property
+    def is_set(self) -> bool:
+        return self.flag or (self.parent is not None and self.parent.is_set)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Execution:
+    """One run of one workflow (or one child-workflow call inside a run)."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        inputs: Any = None,
+        *,
+        run_id: str,
+        hooks: RunHooks | None = None,
+        observers: ObserverHub | None = None,
+        options: RunOptions | None = None,
+        resume_state: dict[str, Any] | None = None,
+        resume_input: Any = None,
+        path: Path = (),
+        depth: int = 0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.hooks: RunHooks = hooks or NullHooks()
+        self.hub = observers or ObserverHub()
+        self.options = options or RunOptions()
+        self.path = path
+        self.depth = depth
+        self.inputs = inputs if resume_state is not None else validate_inputs(
+            workflow.definition, inputs
+        )
+        self.resume_state = resume_state
+        self.slots = asyncio.Semaphore(self.options.max_concurrency)
+        self.pausing = False
+        self.cancelled = False
+        self.response: tuple[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._uses: dict[str, frozenset[str]] = {}
+        self.globals = {
+            "vars": workflow.definition.vars,
+            "env": self.options.env,
+            "secrets": self.options.secrets,
+            "run": {"id": run_id, "workflow": workflow.name},
+        }
+        self.services = BlockServices(
+            http=http,
+            prices=self.options.prices,
+            agent_base_url=self.options.agent_base_url,
+            agent_api_key=self.options.agent_api_key,
+            search_path=workflow.source.parent if workflow.source else None,
+            resume_input=resume_input,
+        )
+
+    # -- events ------------------------------------------------------------------------
+    async def started(self, event: StartEvent) -> None:
+        try:
+            await self.hooks.block_started(event)
+        except Exception:  # the recorder never fails a run
+            log.exception("recording a start marker failed; the run goes on")
+        self.hub.publish(event)
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.hooks.record(event)
+        except Exception:
+            log.exception("recording an event failed; the run goes on")
+        self.hub.publish(event)
+
+    # -- control -----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Abandon in-flight blocks and end the run as ``cancelled``."""
+        self.cancelled = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def respond(self, output: Any) -> None:
+        if self.response is None:
+            self.response = (output,)
+            if self._task is not None:
+                self._task.cancel()
+
+    async def run(self) -> RunResult:
+        if self.resume_state is not None:
+            state = ScopeState.from_json(self.resume_state)
+        else:
+            state = ScopeState()
+        root = ScopeRun(self, self.workflow.root, state, None, None, {}, Halt())
+        deadline = self.options.deadline_seconds if self.depth == 0 else None
+
+        async def drive() -> None:
+            async with asyncio.timeout(deadline):
+                await root.run()
+
+        # The root scope runs in its own task so that `cancel()` and `response` can stop
+        # it without cancelling whoever awaits this run.
+        self._task = asyncio.ensure_future(drive())
+        try:
+            await self._task
+        except ScopeFailed as exc:
+            return RunResult(RunStatus.FAILED, error=str(exc), error_block_id=exc.block_id)
+        except ScopePaused:
+            return RunResult(RunStatus.PAUSED, pause_state=state.to_json(),
+                             waiting_blocks=_waiting(state))
+        except TimeoutError:
+            return RunResult(
+                RunStatus.FAILED, timed_out=True, error_block_id=None,
+                error=f"run exceeded its deadline of {self.options.deadline_seconds:g}s",
+            )
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                self._task.cancel()
+                raise  # our caller was cancelled, not this run
+            if self.cancelled:
+                return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
+            if self.response is None:
+                raise
+        if self.response is not None:
+            return RunResult(RunStatus.COMPLETED, output=self.response[0])
+        return RunResult(RunStatus.COMPLETED, output=exit_output(self.workflow.root, state))
+
+    def uses(self, node: Node) -> frozenset[str]:
+        found = self._uses.get(node.id)
+        if found is None:
+            found = self._uses[node.id] = blocks.uses(node)
+        return found
+
+    async def run_child(self, node: Node, inputs: Any, path: Path) -> Any:
+        assert isinstance(node.spec, WorkflowBlock)
+        if self.depth + 1 > MAX_WORKFLOW_DEPTH:
+            raise BlockError(f"maximum workflow call depth ({MAX_WORKFLOW_DEPTH}) exceeded",
+                             node.id)
+        child_wf = self.workflow.children.get(node.spec.path)
+        if child_wf is None:
+            raise BlockError(f"child workflow {node.spec.path} was not loaded", node.id)
+        child = Execution(
+            child_wf, inputs, run_id=self.run_id, hooks=self.hooks, observers=self.hub,
+            options=self.options, path=(*path, Frame(node.id, "workflow", 0)),
+            depth=self.depth + 1, http=self.services.http,
+        )
+        result = await child.run()
+        if result.status is RunStatus.COMPLETED:
+            return result.output
+        if result.status is RunStatus.PAUSED:
+            raise BlockError("a child workflow cannot pause for input yet", node.id)
+        where = f" at block '{result.error_block_id}'" if result.error_block_id else ""
+        raise BlockError(f"child workflow '{child_wf.name}' failed{where}: {result.error}",
+                         node.id)
+
+
+def _waiting(state: ScopeState) -> tuple[str, ...]:
+    found = list(state.waiting)
+    for cstate in state.containers.values():
+        for sub in [cstate.get("current"), *cstate.get("branches", {}).values()]:
+            if sub:
+                found.extend(_waiting(ScopeState.from_json(sub)))
+    return tuple(sorted(found))
+
+
+class ScopeRun:
+    """Runs one scope (the top level, or one loop iteration / parallel branch) to the end."""
+
+    def __init__(self, ex: Execution, scope: Scope, state: ScopeState, parent: ScopeRun | None,
+                 frame: Frame | None, frame_vars: dict[str, Any], halt: Halt) -> None:
+        self.ex = ex
+        self.scope = scope
+        self.state = state
+        self.parent = parent
+        self.frame = frame
+        self.frame_vars = frame_vars
+        self.halt = halt
+        base = parent.path if parent is not None else ex.path
+        self.path: Path = (*base, frame) if frame is not None else base
+
+    # -- references --------------------------------------------------------------------
+    def lookup(self, name: str) -> Any:
+        if name in self.ex.globals:
+            return self.ex.globals[name]
+        scope: ScopeRun | None = self
+        while scope is not None:
+            if name in scope.state.outputs:
+                return scope.state.outputs[name]
+            if name in scope.scope.nodes:
+                raise expressions.ReferenceResolutionError(
+                    f"block '{name}' did not run on this path, so it has no output"
+                )
+            if scope.frame is not None and scope.frame.kind == name:
+                return scope.frame_vars
+            scope = scope.parent
+        raise expressions.ReferenceResolutionError(f"'{name}' is not available here")
+
+    def context(self, node: Node) -> dict[str, Any]:
+        ctx = {}
+        for name in self.ex.uses(node):
+            try:
+                ctx[name] = self.lookup(name)
+            except expressions.ReferenceResolutionError:
+                if name in expressions.ENV.globals:
+                    continue
+                raise
+        return ctx
+
+    # -- the scope loop ----------------------------------------------------------------
+    async def run(self) -> None:
+        if self.state.outputs or self.state.edges or self.state.waiting or self.state.containers:
+            ready = ready_on_resume(self.scope, self.state)
+        else:
+            ready = list(self.scope.entries)
+        running: dict[asyncio.Task[Outcome], str] = {}
+        failure: ScopeFailed | None = None
+        paused = False
+        try:
+            while True:
+                while ready and failure is None and not self.halt.is_set and not self.ex.pausing:
+                    node = self.scope.nodes[ready.pop(0)]
+                    task = asyncio.ensure_future(self.run_node(node))
+                    running[task] = node.id
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: running[t]):
+                    del running[task]
+                    outcome = task.result()
+                    if outcome.paused is not None:
+                        paused = True
+                        self.ex.pausing = True
+                        if outcome.node.scope is not None:
+                            self.state.containers[outcome.node.id] = outcome.paused
+                        else:
+                            self.state.waiting.add(outcome.node.id)
+                    elif outcome.error is not None and not outcome.node.has_error_edge:
+                        if failure is None:
+                            failure = ScopeFailed(outcome.error, outcome.error_block_id)
+                            self.halt.flag = True
+                    else:
+                        ready.extend(self.settle(outcome))
+        finally:
+            for task in running:
+                task.cancel()
+        if failure is not None:
+            raise failure
+        if paused or (ready and self.ex.pausing):
+            raise ScopePaused
+        if ready and self.halt.is_set:
+            raise ScopeFailed("stopped because a sibling branch failed", None)
+
+    def settle(self, outcome: Outcome) -> list[str]:
+        node = outcome.node
+        failed = outcome.error is not None
+        self.state.outputs[node.id] = {"error": outcome.error} if failed else outcome.output
+        self.state.finished.add(node.id)
+        self.state.waiting.discard(node.id)
+        if isinstance(node.spec, ResponseBlock) and not failed:
+            self.ex.respond(outcome.output)
+        fired = chosen_edges(self.scope, node.id, outcome.handle, failed)
+        return settle(self.scope, self.state, node.id, fired)
+
+    async def run_node(self, node: Node) -> Outcome:
+        if node.type == "loop":
+            return await run_loop(self, node)
+        if node.type == "parallel":
+            return await run_parallel(self, node)
+        if node.type in _LEAF_FREE:
+            return await self.run_leaf(node)
+        async with self.ex.slots:
+            return await self.run_leaf(node)
+
+    async def run_leaf(self, node: Node) -> Outcome:
+        ex = self.ex
+        started_at = _now()
+        await ex.started(BlockStarted(ex.run_id, node.id, node.name, node.type, self.path,
+                                      started_at))
+        inputs: Any = None
+        tries = 0
+        try:
+            if node.id in self.state.waiting:
+                result = BlockResult({"input": ex.services.resume_input})
+                inputs = ex.services.resume_input
+            elif node.type == "start":
+                result = BlockResult(ex.inputs)
+                inputs = ex.inputs
+            else:
+                inputs = await blocks.prepare(node, self.render_for(node), self.eval_for(node))
+                result, tries = await self.attempt(node, inputs)
+        except PauseRequested:
+            ex.emit(self.completed(node, started_at, inputs, None, None, tries, paused=True))
+            return Outcome(node, paused={})
+        except Exception as exc:
+            message = _message(exc)
+            tries = getattr(exc, "flowtrail_tries", 1)
+            ex.emit(self.completed(node, started_at, inputs, None, message, tries))
+            return Outcome(node, error=message, error_block_id=_block_of(exc, node))
+        ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1)))
+        return Outcome(node, output=result.output, handle=result.handle)
+
+    def completed(self, node: Node, started_at: float, inputs: Any, result: BlockResult | None,
+                  error: str | None, tries: int, paused: bool = False) -> BlockCompleted:
+        return BlockCompleted(
+            self.ex.run_id, node.id, node.name, node.type, self.path, started_at, _now(),
+            success=error is None, input=inputs,
+            output=result.output if result is not None else ({"error": error} if error else None),
+            error=error, handled=error is not None and node.has_error_edge, tries=tries,
+            tokens=result.tokens if result else None, model=result.model if result else None,
+            cost=result.cost if result else None, paused=paused,
+        )
+
+    async def attempt(self, node: Node, inputs: Any) -> tuple[BlockResult, int]:
+        """Run a block with its retry and timeout settings. Cancellation is never retried."""
+        spec = node.spec
+        tries_allowed = spec.retry.tries if spec.retry else 1
+        wait = spec.retry.wait_seconds if spec.retry else 0.0
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                if isinstance(spec, WorkflowBlock):
+                    return BlockResult(await self.ex.run_child(node, inputs, self.path)), tries
+                if spec.timeout is None:
+                    return await blocks.execute(node, inputs, self.ex.services), tries
+                try:
+                    async with asyncio.timeout(spec.timeout):
+                        return await blocks.execute(node, inputs, self.ex.services), tries
+                except TimeoutError:
+                    raise BlockTimeoutError(
+                        f"timed out after {spec.timeout:g}s", node.id
+                    ) from None
+            except PauseRequested:
+                raise
+            except Exception as exc:
+                if tries >= tries_allowed or isinstance(spec, WorkflowBlock):
+                    exc.flowtrail_tries = tries  # type: ignore[attr-defined]
+                    raise
+                log.info("block %s try %d failed (%s); retrying", node.id, tries, exc)
+                await asyncio.sleep(wait)
+
+    def render_for(self, node: Node) -> blocks.Render:
+        context = self.context(node)
+        return lambda value: expressions.render(value, context)
+
+    def eval_for(self, node: Node) -> blocks.Render:
+        context = self.context(node)
+        return lambda source: expressions.evaluate(source, context)
+
+    def child(self, scope: Scope, state: ScopeState, frame: Frame, frame_vars: dict[str, Any],
+              halt: Halt) -> ScopeRun:
+        return ScopeRun(self.ex, scope, state, self, frame, frame_vars, halt)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, FlowtrailError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _block_of(exc: BaseException, node: Node) -> str:
+    inner = getattr(exc, "inner_block_id", None)
+    return inner if isinstance(inner, str) else node.id
+
+
+__all__ = ["Execution", "FunctionBlock", "RunOptions", "RunResult"]

@@ -1,0 +1,113 @@
+"""The one error tree of flowtrail.
+
+::
+
+    FlowtrailError
+    ├── WorkflowError                 a workflow file or definition is not valid
+    │   ├── WorkflowParseError        malformed YAML/JSON (carries the line)
+    │   └── WorkflowValidationError   one or more problems, each naming a block
+    ├── InputError                    the run input does not match ``inputs:``
+    ├── BlockError                    a block failed while running
+    │   ├── ReferenceResolutionError  a template/expression names a missing field
+    │   └── BlockTimeoutError         a block ran past its ``timeout``
+    ├── StoreError                    the database refused or could not be reached
+    │   ├── StoreUnavailableError     connection-level failure
+    │   └── RunNotFoundError          no run with that id
+    ├── RunStateError                 the run is not in a state that allows this
+    └── RunDeadlineExceeded           the run ran past its deadline
+
+Cancellation is signalled with :class:`asyncio.CancelledError` (a ``BaseException``), so a
+user's ``except Exception`` inside a function block can never swallow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FlowtrailError(Exception):
+    """Base of every error flowtrail raises on purpose."""
+
+    code: str = "flowtrail_error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a workflow definition."""
+
+    message: str
+    block_id: str | None = None
+    line: int | None = None
+    file: str | None = None
+    code: str = "invalid_workflow"
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file if self.line is None else f"{self.file}:{self.line}")
+        elif self.line is not None:
+            where.append(f"line {self.line}")
+        if self.block_id:
+            where.append(f"block '{self.block_id}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class WorkflowError(FlowtrailError):
+    code = "invalid_workflow"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class WorkflowParseError(WorkflowError):
+    code = "malformed_workflow"
+
+
+class WorkflowValidationError(WorkflowError):
+    code = "invalid_workflow"
+
+
+class InputError(FlowtrailError):
+    code = "invalid_input"
+
+
+class BlockError(FlowtrailError):
+    code = "block_failed"
+
+    def __init__(self, message: str, block_id: str | None = None) -> None:
+        self.block_id = block_id
+        super().__init__(message)
+
+
+class ReferenceResolutionError(BlockError):
+    code = "unresolved_reference"
+
+
+class BlockTimeoutError(BlockError):
+    code = "block_timeout"
+
+
+class StoreError(FlowtrailError):
+    code = "store_error"
+
+
+class StoreUnavailableError(StoreError):
+    code = "store_unavailable"
+
+
+class RunNotFoundError(StoreError):
+    code = "run_not_found"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id '{run_id}'")
+
+
+class RunStateError(FlowtrailError):
+    code = "invalid_run_state"
+
+
+class RunDeadlineExceeded(FlowtrailError):
+    code = "run_deadline_exceeded"

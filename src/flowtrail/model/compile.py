@@ -1,0 +1,380 @@
+"""Turn a definition into a validated, frozen :class:`Workflow`, or say everything wrong."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from flowtrail.errors import Problem, WorkflowValidationError
+from flowtrail.model import expressions
+from flowtrail.model.definition import (
+    RESERVED_IDS,
+    AgentBlock,
+    BlockBase,
+    ConditionBlock,
+    FunctionBlock,
+    HttpBlock,
+    LoopBlock,
+    ParallelBlock,
+    ResponseBlock,
+    RouterBlock,
+    WaitBlock,
+    WorkflowBlock,
+    WorkflowDefinition,
+)
+from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Workflow, ancestors, find_node
+from flowtrail.model.loading import Positions, read_definition
+
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONN = re.compile(r"^\s*(?P<src>[A-Za-z_][\w]*)(?:\.(?P<handle>[\w-]+))?\s*->\s*(?P<dst>[A-Za-z_][\w]*)\s*$")
+GLOBAL_NAMES = frozenset({"vars", "env", "secrets", "run"})
+MAX_DEPTH = 25
+
+# Fields each block type is known to produce; None means "any" (start without inputs,
+# child workflows, responses).
+OUTPUT_FIELDS: dict[str, frozenset[str] | None] = {
+    "function": frozenset({"result"}),
+    "http": frozenset({"status", "headers", "body"}),
+    "agent": frozenset({"content", "model", "tokens"}),
+    "condition": frozenset({"branch"}),
+    "router": frozenset({"route"}),
+    "loop": frozenset({"results"}),
+    "parallel": frozenset({"results"}),
+    "wait": frozenset({"waited_seconds", "input"}),
+    "response": None,
+    "workflow": None,
+}
+
+
+def resolve_call(target: str, search: Path | None = None) -> Callable[..., Any]:
+    """Import ``module:attr`` (the workflow file's folder is on the import path)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"`call: {target}` must look like 'package.module:function'")
+    if search is not None and str(search) not in sys.path:
+        sys.path.insert(0, str(search))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"cannot import module '{module_name}': {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"module '{module_name}' has no attribute '{attr}'")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"'{target}' is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+class _Compiler:
+    def __init__(self, definition: WorkflowDefinition, positions: Positions,
+                 source: Path | None, depth: int, cache: dict[Path, Workflow]) -> None:
+        self.definition = definition
+        self.positions = positions
+        self.source = source
+        self.filename = str(source) if source else None
+        self.depth = depth
+        self.cache = cache
+        self.problems: list[Problem] = []
+        self.children: dict[str, Workflow] = {}
+        self.all_ids: dict[str, tuple[str, ...]] = {}
+        self.root_scope: Scope | None = None
+
+    def problem(self, message: str, block_id: str | None = None,
+                path: tuple[str, ...] = (), code: str = "invalid_workflow") -> None:
+        line = None
+        while path:
+            if path in self.positions:
+                line = self.positions[path]
+                break
+            path = path[:-1]
+        self.problems.append(Problem(message, block_id, line, self.filename, code))
+
+    def scope(self, blocks: Mapping[str, BlockBase], connections: list[str],
+              path: tuple[str, ...], container: str | None) -> Scope:
+        nodes: dict[str, Node] = {}
+        for block_id, spec in blocks.items():
+            bpath = (*path, "blocks", block_id)
+            if not _ID.match(block_id):
+                self.problem("block ids must be letters, digits and _, not starting with a digit",
+                             block_id, bpath, "invalid_id")
+                continue
+            if block_id in RESERVED_IDS:
+                self.problem(f"'{block_id}' is a reserved name", block_id, bpath, "invalid_id")
+                continue
+            if block_id in self.all_ids:
+                self.problem("duplicate block id (ids are unique across the whole workflow)",
+                             block_id, bpath, "duplicate_id")
+                continue
+            self.all_ids[block_id] = bpath
+            kind = getattr(spec, "type")  # noqa: B009 - every block model has it
+            if container is not None and kind == "start":
+                self.problem("a start block belongs at the top level", block_id, bpath)
+            inner: Scope | None = None
+            if isinstance(spec, LoopBlock | ParallelBlock):
+                if not spec.blocks:
+                    self.problem(f"empty {kind}: it has no blocks inside", block_id, bpath,
+                                 "empty_container")
+                inner = self.scope(spec.blocks, spec.connections, bpath, block_id)
+            self.check_block(block_id, spec, bpath)
+            nodes[block_id] = Node(block_id, spec.name or block_id, kind, spec, False, inner)
+        edges = self.edges(nodes, connections, path)
+        has_error = {e.source for e in edges if e.handle == ERROR_HANDLE}
+        nodes = {
+            k: Node(n.id, n.name, n.type, n.spec, k in has_error, n.scope) for k, n in nodes.items()
+        }
+        incoming: dict[str, list[int]] = {k: [] for k in nodes}
+        outgoing: dict[str, list[int]] = {k: [] for k in nodes}
+        for e in edges:
+            incoming[e.target].append(e.index)
+            outgoing[e.source].append(e.index)
+        entries = tuple(k for k in nodes if not incoming[k])
+        scope = Scope(nodes, tuple(edges), {k: tuple(v) for k, v in incoming.items()},
+                      {k: tuple(v) for k, v in outgoing.items()}, entries, container)
+        self.check_cycles(scope, path)
+        return scope
+
+    def edges(self, nodes: Mapping[str, Node], connections: list[str],
+              path: tuple[str, ...]) -> list[Edge]:
+        edges: list[Edge] = []
+        seen: set[tuple[str, str | None, str]] = set()
+        for i, text in enumerate(connections):
+            cpath = (*path, "connections", str(i))
+            m = _CONN.match(text)
+            if m is None:
+                self.problem(f"connection {text!r} must look like 'source[.handle] -> target'",
+                             None, cpath, "invalid_connection")
+                continue
+            src, handle, dst = m["src"], m["handle"], m["dst"]
+            bad = False
+            for end in (src, dst):
+                if end not in nodes:
+                    where = "in this container" if path else "at the top level"
+                    self.problem(f"connection {text!r} names block '{end}', which does not exist "
+                                 f"{where}", end, cpath, "missing_block")
+                    bad = True
+            if bad:
+                continue
+            allowed = handles(nodes[src])
+            if handle is not None and handle not in allowed:
+                names = ", ".join(sorted(h for h in allowed if h)) or "none"
+                self.problem(f"connection {text!r}: block '{src}' has no handle '{handle}' "
+                             f"(handles: {names})", src, cpath, "unknown_handle")
+                continue
+            if nodes[dst].type == "start":
+                self.problem(f"connection {text!r} leads into the start block", dst, cpath,
+                             "invalid_connection")
+                continue
+            if (src, handle, dst) in seen:
+                continue
+            seen.add((src, handle, dst))
+            edges.append(Edge(len(edges), src, handle, dst))
+        return edges
+
+    def check_cycles(self, scope: Scope, path: tuple[str, ...]) -> None:
+        state: dict[str, int] = {}
+
+        def visit(block: str, trail: list[str]) -> bool:
+            state[block] = 1
+            for idx in scope.outgoing[block]:
+                nxt = scope.edges[idx].target
+                if state.get(nxt) == 1:
+                    cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [block, nxt]
+                    self.problem(f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block "
+                                 "to repeat work)", nxt, (*path, "connections"), "cycle")
+                    return True
+                if nxt not in state and visit(nxt, [*trail, nxt]):
+                    return True
+            state[block] = 2
+            return False
+
+        for block in scope.nodes:
+            if block not in state and visit(block, [block]):
+                return
+
+    def check_start(self, root: Scope) -> None:
+        starts = [n.id for n in root.nodes.values() if n.type == "start"]
+        if len(starts) != 1:
+            self.problem(f"a workflow needs exactly one start block (found {len(starts)})",
+                         None, ("blocks",), "missing_start")
+            return
+        for entry in root.entries:
+            if entry != starts[0]:
+                self.problem("block has no incoming connection, so it would never run; "
+                             f"connect it from '{starts[0]}' or another block", entry,
+                             self.all_ids.get(entry, ()), "unreachable_block")
+
+    def check_block(self, block_id: str, spec: BlockBase, bpath: tuple[str, ...]) -> None:
+        base = self.source.parent if self.source else Path.cwd()
+        if isinstance(spec, FunctionBlock):
+            try:
+                resolve_call(spec.call, base)
+            except ValueError as exc:
+                self.problem(str(exc), block_id, (*bpath, "call"), "uncallable")
+        elif isinstance(spec, ConditionBlock):
+            ids = [b.id for b in spec.branches]
+            if len(set(ids)) != len(ids):
+                self.problem("condition branch ids must be unique", block_id, bpath)
+            if any(b.else_ for b in spec.branches[:-1]):
+                self.problem("`else` must be the last branch", block_id, bpath)
+        elif isinstance(spec, RouterBlock) and len(set(spec.routes)) != len(spec.routes):
+            self.problem("router routes must be unique", block_id, bpath)
+        elif isinstance(spec, WorkflowBlock):
+            self.child(block_id, spec, bpath, base)
+        for source, expr in _expressions(spec):
+            try:
+                if expr:
+                    expressions.compile_expression(source)
+                else:
+                    expressions.references(source)
+            except ValueError as exc:
+                self.problem(str(exc), block_id, bpath, "invalid_expression")
+
+    def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...],
+              base: Path) -> None:
+        target = (base / spec.path).resolve()
+        if target in self.cache:
+            self.children[spec.path] = self.cache[target]
+            return
+        if self.depth >= MAX_DEPTH:
+            return  # recursion is checked again (and enforced) at run time
+        try:
+            self.children[spec.path] = compile_file(target, depth=self.depth + 1,
+                                                    cache=self.cache)
+        except WorkflowValidationError as exc:
+            for p in exc.problems:
+                self.problem(f"child workflow {spec.path}: {p}", block_id, (*bpath, "path"),
+                             p.code)
+        except Exception as exc:
+            self.problem(f"child workflow {spec.path}: {exc}", block_id, (*bpath, "path"),
+                         "invalid_child_workflow")
+
+    def check_references(self, scope: Scope, outer: list[tuple[Scope, str]],
+                         visible_outer: set[str]) -> None:
+        """Every template names something that exists and runs before it."""
+        kinds = {s.nodes[c].type for s, c in outer}
+        for node in scope.nodes.values():
+            before = ancestors(scope, node.id) | visible_outer
+            inner_ids = set(node.scope.nodes) if node.scope else set()
+            for value, sees_inner in block_templates(node.spec):
+                visible = before | (inner_ids if sees_inner else set())
+                names = kinds | ({node.type} if sees_inner else set())
+                try:
+                    refs = expressions.references(value)
+                    local = expressions.local_names(value)
+                except ValueError:
+                    continue  # already reported by check_block
+                for root_name, attrs in refs:
+                    self.check_reference(node, root_name, attrs, visible, names, local)
+            if node.scope is not None:
+                self.check_references(node.scope, [*outer, (scope, node.id)], before)
+
+    def check_reference(self, node: Node, name: str, attrs: tuple[str, ...],
+                        visible: set[str], containers: set[str], local: set[str]) -> None:
+        path = self.all_ids.get(node.id, ())
+        if name in GLOBAL_NAMES or name in local or name in expressions.ENV.globals:
+            return
+        if name in ("loop", "parallel"):
+            if name not in containers:
+                self.problem(f"'{name}.*' is only available inside a {name} block", node.id,
+                             path, "bad_reference")
+            return
+        if name not in self.all_ids:
+            self.problem(f"reference to '{name}', which is not a block in this workflow",
+                         node.id, path, "bad_reference")
+            return
+        if name not in visible:
+            self.problem(f"reference to '{name}', which does not run before this block "
+                         "(connect it upstream)", node.id, path, "bad_reference")
+            return
+        target = self._find(name)
+        if target is None or not attrs:
+            return
+        fields = OUTPUT_FIELDS.get(target.type)
+        if target.type == "start" and self.definition.inputs:
+            fields = frozenset(self.definition.inputs)
+        if fields is not None and attrs[0] not in fields and attrs[0] != "error":
+            self.problem(f"'{name}.{attrs[0]}' does not exist; a {target.type} block "
+                         f"provides: {', '.join(sorted(fields))}", node.id, path,
+                         "bad_reference")
+
+    def _find(self, block_id: str) -> Node | None:
+        return None if self.root_scope is None else find_node(self.root_scope, block_id)
+
+
+def handles(node: Node) -> set[str | None]:
+    spec = node.spec
+    if node.type == "start":
+        return {None}
+    found: set[str | None] = {None, ERROR_HANDLE}
+    if isinstance(spec, ConditionBlock):
+        found |= {b.id for b in spec.branches}
+    elif isinstance(spec, RouterBlock):
+        found |= set(spec.routes)
+    return found
+
+
+def _expressions(spec: BlockBase) -> Iterator[tuple[str, bool]]:
+    if isinstance(spec, ConditionBlock):
+        for b in spec.branches:
+            if b.if_ is not None:
+                yield b.if_, True
+    elif isinstance(spec, RouterBlock):
+        yield spec.pick, True
+    elif isinstance(spec, LoopBlock):
+        for cond in (spec.while_, spec.do_while):
+            if cond is not None:
+                yield cond, True
+
+
+def block_templates(spec: BlockBase) -> Iterator[tuple[Any, bool]]:
+    """Every templated value of a block, and whether it may see the block's own body."""
+    if isinstance(spec, FunctionBlock | WorkflowBlock):
+        yield spec.with_, False
+    elif isinstance(spec, HttpBlock):
+        yield [spec.url, spec.headers, spec.params, spec.json_, spec.body], False
+    elif isinstance(spec, AgentBlock):
+        yield [spec.prompt, spec.system, spec.model, spec.base_url, spec.api_key], False
+    elif isinstance(spec, ResponseBlock):
+        yield spec.output, False
+    elif isinstance(spec, WaitBlock):
+        yield [spec.seconds, spec.message], False
+    elif isinstance(spec, LoopBlock):
+        yield [spec.count, spec.for_each], False
+        for cond in (spec.while_, spec.do_while):
+            if cond is not None:
+                yield "{{ " + cond + " }}", True
+    elif isinstance(spec, ParallelBlock):
+        yield [spec.count, spec.collection], False
+    elif isinstance(spec, ConditionBlock):
+        yield ["{{ " + b.if_ + " }}" for b in spec.branches if b.if_ is not None], False
+    elif isinstance(spec, RouterBlock):
+        yield "{{ " + spec.pick + " }}", False
+
+
+def compile_definition(definition: WorkflowDefinition, *, positions: Positions | None = None,
+                       source: Path | None = None, depth: int = 0,
+                       cache: dict[Path, Workflow] | None = None) -> Workflow:
+    compiler = _Compiler(definition, positions or {}, source, depth, cache or {})
+    root = compiler.scope(definition.blocks, definition.connections, (), None)
+    compiler.root_scope = root
+    if not compiler.problems:
+        compiler.check_start(root)
+        compiler.check_references(root, [], set())
+    if compiler.problems:
+        raise WorkflowValidationError(compiler.problems)
+    return Workflow(definition, root, source, compiler.children)
+
+
+def compile_file(path: str | Path, *, depth: int = 0,
+                 cache: dict[Path, Workflow] | None = None) -> Workflow:
+    file = Path(path).resolve()
+    definition, positions = read_definition(file)
+    cache = {} if cache is None else cache
+    return compile_definition(definition, positions=positions, source=file, depth=depth,
+                              cache=cache)

@@ -1,0 +1,213 @@
+"""Templates and expressions, evaluated by Jinja2's sandbox (never ``eval`` of user text).
+
+A string that is exactly one ``{{ ... }}`` yields the expression's native value; any other
+string with templates renders to text. ``if:``, ``while:`` and ``pick:`` are bare
+expressions. A missing field raises :class:`ReferenceResolutionError` naming what exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, NoReturn
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.utils import missing
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from flowtrail.errors import ReferenceResolutionError
+
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
+_HAS_TEMPLATE = re.compile(r"\{\{|\{%")
+
+
+def _available(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        keys = sorted(str(k) for k in obj)
+        return ", ".join(keys) if keys else "(none)"
+    if isinstance(obj, list | tuple):
+        return f"indexes 0..{len(obj) - 1}" if obj else "(empty list)"
+    return f"(a {type(obj).__name__} has no fields)"
+
+
+class _Undefined(StrictUndefined):
+    """Fails on any use, with a message that lists the fields that do exist."""
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
+        obj = self._undefined_obj
+        name = self._undefined_name
+        if obj is missing:
+            raise UnknownNameError(f"'{name}' is not defined")
+        if obj is not None and not isinstance(obj, _Undefined) and name is not None:
+            raise ReferenceResolutionError(
+                f"'{name}' does not exist; available: {_available(obj)}"
+            )
+        raise ReferenceResolutionError(self._undefined_message)
+
+
+# jinja binds every failing dunder to the base class's function at class creation, so the
+# override above has to be bound again by name.
+for _name, _value in list(vars(Undefined).items()) + list(vars(StrictUndefined).items()):
+    if _value in (Undefined._fail_with_undefined_error, StrictUndefined._fail_with_undefined_error):
+        setattr(_Undefined, _name, _Undefined._fail_with_undefined_error)
+
+
+class UnknownNameError(ReferenceResolutionError):
+    """A top-level name that is not in scope; the evaluator adds what is."""
+
+
+class _Env(ImmutableSandboxedEnvironment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Mappings first: `fetch.body.items` must read the key, not dict.items.
+        if isinstance(obj, Mapping):
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+ENV = _Env(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+ENV.filters["json"] = __import__("json").dumps
+
+Evaluator = Callable[[Mapping[str, Any]], Any]
+
+
+def _with_scope(exc: UnknownNameError, context: Mapping[str, Any]) -> ReferenceResolutionError:
+    names = ", ".join(sorted(k for k in context if not k.startswith("_"))) or "(none)"
+    return ReferenceResolutionError(f"{exc}; in scope: {names}")
+
+
+def _check(value: Any) -> Any:
+    if isinstance(value, _Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> Evaluator:
+    """Compile a bare expression (``total.result > 100``) to a function of the context."""
+    try:
+        fn = ENV.compile_expression(source, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"invalid expression {source!r}: {exc.message}") from exc
+
+    def evaluate(context: Mapping[str, Any]) -> Any:
+        try:
+            return _check(fn(**context))
+        except UnknownNameError as exc:
+            raise _with_scope(exc, context) from None
+
+    return evaluate
+
+
+@lru_cache(maxsize=4096)
+def compile_template(source: str) -> Evaluator:
+    """Compile a template string. Whole-string ``{{ x }}`` keeps the native type."""
+    whole = _WHOLE.match(source)
+    if whole is not None:
+        return compile_expression(whole.group("expr").strip())
+    if not _HAS_TEMPLATE.search(source):
+        return lambda _context: source
+    try:
+        template = ENV.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"invalid template {source!r}: {exc.message}") from exc
+    def render_text(context: Mapping[str, Any]) -> Any:
+        try:
+            return template.render(**context)
+        except UnknownNameError as exc:
+            raise _with_scope(exc, context) from None
+
+    return render_text
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and _HAS_TEMPLATE.search(value) is not None
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Resolve every template inside a (nested) value."""
+    if isinstance(value, str):
+        return compile_template(value)(context) if is_template(value) else value
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    return compile_expression(source)(context)
+
+
+def _template_sources(value: Any) -> Iterator[tuple[str, bool]]:
+    """(source, is_bare_expression) for every template inside a nested value."""
+    if isinstance(value, str) and is_template(value):
+        whole = _WHOLE.match(value)
+        if whole is not None:
+            yield whole.group("expr").strip(), True
+        else:
+            yield value, False
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _template_sources(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _template_sources(v)
+
+
+def _roots(ast: nodes.Node) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every loaded name with the attribute path read from it (``a.b.c`` → a, (b, c))."""
+    attr_children: set[int] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr_children.add(id(node.node))  # type: ignore[attr-defined]
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if id(node) in attr_children:
+            continue
+        path: list[str] = []
+        cur: nodes.Node = node
+        while isinstance(cur, nodes.Getattr | nodes.Getitem):
+            if isinstance(cur, nodes.Getattr):
+                path.append(cur.attr)
+            elif isinstance(cur.arg, nodes.Const) and isinstance(cur.arg.value, str):
+                path.append(cur.arg.value)
+            else:
+                path.clear()
+            cur = cur.node
+        if isinstance(cur, nodes.Name) and cur.ctx == "load":
+            yield cur.name, tuple(reversed(path))
+
+
+def references(value: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """The names (and attribute paths) a value's templates read; raises ValueError on
+    a syntax error."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for source, bare in _template_sources(value):
+        text = "{{ " + source + " }}" if bare else source
+        try:
+            ast = ENV.parse(text)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"invalid template {source!r}: {exc.message}") from exc
+        found.extend(_roots(ast))
+    return found
+
+
+def expression_references(source: str) -> list[tuple[str, tuple[str, ...]]]:
+    return references("{{ " + source + " }}")
+
+
+def local_names(value: Any) -> set[str]:
+    """Names bound inside templates (``{% for x in ... %}``, ``{% set %}``)."""
+    bound: set[str] = set()
+    for source, bare in _template_sources(value):
+        if bare:
+            continue
+        try:
+            ast = ENV.parse(source)
+        except TemplateSyntaxError:
+            continue
+        for node in ast.find_all(nodes.Name):
+            if node.ctx in ("store", "param"):
+                bound.add(node.name)
+    return bound

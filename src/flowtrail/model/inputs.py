@@ -1,0 +1,56 @@
+"""Check a run's input against the workflow's ``inputs:`` before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowtrail.errors import InputError
+from flowtrail.model.definition import InputSpec, WorkflowDefinition
+
+_CHECKS: dict[str, tuple[type | tuple[type, ...], ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _matches(spec: InputSpec, value: Any) -> bool:
+    if spec.type == "any":
+        return True
+    if isinstance(value, bool) and spec.type in ("integer", "number"):
+        return False
+    return isinstance(value, _CHECKS[spec.type])
+
+
+def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
+    """The start block's output: the input with defaults filled in. Raises InputError."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(f"run input must be a JSON object, got {type(raw).__name__}")
+    if not definition.inputs:
+        return dict(raw)
+    problems = []
+    values: dict[str, Any] = {}
+    for name, spec in definition.inputs.items():
+        if name in raw:
+            value = raw[name]
+            if not _matches(spec, value):
+                problems.append(f"'{name}' must be {spec.type}, got {type(value).__name__}")
+            values[name] = value
+        elif spec.default is not None:
+            values[name] = spec.default
+        elif spec.required is not False:
+            problems.append(f"'{name}' is required ({spec.type})")
+        else:
+            values[name] = None
+    unknown = sorted(set(raw) - set(definition.inputs))
+    if unknown:
+        problems.append(f"unknown input(s): {', '.join(unknown)} "
+                        f"(declared: {', '.join(definition.inputs)})")
+    if problems:
+        raise InputError("invalid run input: " + "; ".join(problems))
+    return values

@@ -1,0 +1,66 @@
+"""The one narrow interface to the database. Two real backends implement it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flowtrail.store.records import (
+    CancelOutcome,
+    Finalization,
+    FinalizeOutcome,
+    NewRun,
+    ProgressWrite,
+    RunFilter,
+    RunRecord,
+)
+
+
+class Store(Protocol):
+    """Async store of runs. Implementations: ``SqliteStore``, ``PostgresStore``.
+
+    Every driver error leaves this interface as a ``StoreError`` (``raise ... from exc``).
+    """
+
+    url: str
+    round_trips: int
+    """Database round trips made so far (benchmarks and tests read it)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the versions applied now."""
+        ...
+
+    async def schema_version(self) -> str | None: ...
+
+    async def put_snapshot(self, definition_hash: str, name: str, definition: Any) -> None:
+        """Store a workflow definition once per hash (a no-op when it exists)."""
+        ...
+
+    async def get_snapshot(self, definition_hash: str) -> Any | None: ...
+
+    async def create_run(self, run: NewRun) -> None: ...
+
+    async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
+        """One round trip. Returns True when a cancellation has been requested."""
+        ...
+
+    async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
+        """Compare-and-set through ``status.TRANSITIONS``; a loser becomes a note."""
+        ...
+
+    async def request_cancel(self, run_id: str, by: str) -> CancelOutcome: ...
+
+    async def cancel_requested(self, run_id: str) -> bool: ...
+
+    async def claim_resume(self, run_id: str) -> RunRecord:
+        """CAS paused -> running and return the row (with ``pause_state``)."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """Raise ``RunNotFoundError`` for an unknown id."""
+        ...
+
+    async def list_runs(self, filt: RunFilter) -> list[RunRecord]: ...

@@ -1,0 +1,170 @@
+"""Plain values that cross the store boundary. The store knows nothing of the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StartedMarker:
+    block_id: str
+    block_name: str
+    block_type: str
+    started_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block_id": self.block_id,
+            "block_name": self.block_name,
+            "block_type": self.block_type,
+            "started_at": self.started_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedMarker:
+    block_id: str
+    block_name: str
+    block_type: str
+    ended_at: datetime
+    success: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block_id": self.block_id,
+            "block_name": self.block_name,
+            "block_type": self.block_type,
+            "ended_at": self.ended_at.isoformat(),
+            "success": self.success,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """The row written before the first block runs."""
+
+    id: str
+    workflow_name: str
+    snapshot_hash: str
+    status: RunStatus
+    trigger: str
+    started_at: datetime
+    input: Any
+    deadline_at: datetime | None = None
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressWrite:
+    """One group-committed progress update. ``None`` fields are left as they are.
+
+    Markers are folded monotonically by the store: an older timestamp never replaces a
+    newer one, an equal one replaces. ``cost_total`` never lowers the stored value.
+    """
+
+    started: StartedMarker | None = None
+    completed: CompletedMarker | None = None
+    cost_total: float | None = None
+    marker_write_failures: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finalization:
+    """A terminal (or pause) write. Goes through the transition table as a CAS."""
+
+    status: RunStatus
+    path: FinalizationPath
+    finalized_by: FinalizedBy
+    ended_at: datetime | None
+    duration_ms: int | None
+    output: Any = None
+    error_message: str | None = None
+    error_block_id: str | None = None
+    completion_failure: str | None = None
+    execution_data: Any = None
+    has_trace_spans: bool = False
+    trace_span_count: int = 0
+    cost_total: float | None = None
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    tokens_total: int = 0
+    models: list[str] = field(default_factory=list)
+    started: StartedMarker | None = None
+    completed: CompletedMarker | None = None
+    marker_write_failures: int | None = None
+    pause_state: Any = None
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeOutcome:
+    """What a finalization actually did.
+
+    ``persisted`` is False when another writer got there first (for example the run was
+    already cancelled); ``status`` is then the status that won, and the losing result was
+    kept as a note on the run.
+    """
+
+    persisted: bool
+    status: RunStatus
+    path: FinalizationPath | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """``status`` after the request; ``finalized`` when the request itself ended the run
+    (a queued or paused run has no engine to notice it)."""
+
+    status: RunStatus
+    requested: bool
+    finalized: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as read back from the store: every column of ``workflow_execution_logs``."""
+
+    id: str
+    workflow_name: str
+    snapshot_hash: str
+    status: RunStatus
+    level: str
+    trigger: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ms: int | None
+    deadline_at: datetime | None
+    last_started_block: StartedMarker | None
+    last_completed_block: CompletedMarker | None
+    finalization_path: FinalizationPath | None
+    finalized_by: FinalizedBy | None
+    completion_failure: str | None
+    error_message: str | None
+    error_block_id: str | None
+    has_trace_spans: bool
+    trace_span_count: int
+    cost_total: float
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_total: int
+    models: list[str]
+    execution_data: Any
+    output: Any
+    input: Any
+    marker_write_failures: int
+    cancel_requested_at: datetime | None
+    pause_state: Any
+    notes: list[dict[str, Any]]
+    parent_run_id: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    status: RunStatus | None = None
+    workflow_name: str | None = None
+    limit: int = 50
