@@ -1,0 +1,3 @@
+from flowtrail.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""How runs look on a terminal: the summary after a run and ``flowtrail show``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from flowtrail.diagnostics.view import span_lines
+
+STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow",
+                "paused": "blue", "running": "cyan", "crashed": "red", "queued": "dim"}
+
+
+def dump(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+def _marker(marker: dict[str, Any] | None, when: str) -> str:
+    if not marker:
+        return "—"
+    extra = "" if "success" not in marker else (" ✓" if marker["success"] else " ✗")
+    return f"{marker['block_id']} ({marker['block_type']}) at {marker[when]}{extra}"
+
+
+def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -> None:
+    status = data["status"]
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("run", data["id"])
+    table.add_row("workflow", data["workflow"])
+    table.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]")
+    table.add_row("finalization", f"{data['finalization_path'] or '—'}"
+                  + (f" (by {data['finalized_by']})" if data.get("finalized_by") else ""))
+    table.add_row("last started", _marker(data["last_started_block"], "started_at"))
+    table.add_row("last completed", _marker(data["last_completed_block"], "ended_at"))
+    if data.get("error"):
+        err = data["error"]
+        where = f" [block {err['block_id']}]" if err.get("block_id") else ""
+        table.add_row("error", f"[red]{err['message']}[/]{where}")
+    if data.get("completion_failure"):
+        table.add_row("completion failure", f"[yellow]{data['completion_failure']}[/]")
+    if data.get("paused"):
+        table.add_row("waiting for input", ", ".join(data["paused"]["waiting_blocks"]))
+    table.add_row("started", str(data["started_at"]))
+    table.add_row("ended", str(data["ended_at"] or "—"))
+    table.add_row("duration", f"{data['duration_ms']} ms" if data["duration_ms"] else "—")
+    tokens = data["tokens"]
+    table.add_row("cost", f"${data['cost_total']:.6f}  tokens {tokens['total']}"
+                  + (f"  models {', '.join(data['models'])}" if data["models"] else ""))
+    table.add_row("spans", str(data["trace_span_count"]))
+    if data.get("marker_write_failures"):
+        table.add_row("marker write failures", str(data["marker_write_failures"]))
+    for note in data.get("notes") or []:
+        table.add_row("note", f"late {note.get('status')} result ignored "
+                      f"({note.get('path')}, at {note.get('at')})")
+    if data.get("output") is not None:
+        text = json.dumps(data["output"], default=str)
+        table.add_row("output", text if len(text) < 400 else text[:400] + "…")
+    console.print(table, highlight=False)
+    exec_data = data.get("execution_data") or {}
+    trace = exec_data.get("trace") if isinstance(exec_data, dict) else None
+    if spans and trace:
+        console.print(span_tree(trace))
+        trunc = exec_data.get("truncation")
+        if trunc:
+            console.print(f"[dim]trace compacted: {trunc}[/]")
+
+
+def span_tree(trace: dict[str, Any]) -> Tree:
+    lines = span_lines(trace)
+    root = Tree(_styled(*lines[0][1:]))
+    stack: list[Tree] = [root]
+    for depth, label, status in lines[1:]:
+        del stack[depth:]
+        stack.append(stack[-1].add(_styled(label, status)))
+    return root
+
+
+def _styled(label: str, status: str) -> str:
+    colour = {"success": "green", "error": "red", "cancelled": "yellow", "paused": "blue",
+              "abandoned": "yellow", "running": "cyan"}.get(status, "white")
+    return f"[{colour}]{status}[/] {escape(label)}"
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for col in ("run", "workflow", "status", "path", "last block", "started", "ms"):
+        table.add_column(col)
+    for data in rows:
+        marker = data["last_completed_block"] or data["last_started_block"]
+        table.add_row(
+            data["id"], data["workflow"],
+            f"[{STATUS_STYLE.get(data['status'], 'white')}]{data['status']}[/]",
+            data["finalization_path"] or "—", marker["block_id"] if marker else "—",
+            str(data["started_at"])[:19], str(data["duration_ms"] or "—"),
+        )
+    return table

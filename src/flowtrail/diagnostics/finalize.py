@@ -1,0 +1,140 @@
+"""Exactly one terminal (or pause) write per run, with a fallback that keeps the outcome.
+
+Outcome first, telemetry second: if the full record cannot be stored, a minimal one is
+written instead (output kept, spans dropped, ``completion_failure`` says why). A run that
+succeeded stays a success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from flowtrail.diagnostics.compaction import DEFAULT_BUDGET, compact
+from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.recorder import Recorder
+from flowtrail.diagnostics.spans import clean
+from flowtrail.engine.executor import RunResult
+from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
+from flowtrail.store.records import Finalization, FinalizeOutcome
+
+log = logging.getLogger("flowtrail.diagnostics")
+
+_PATHS = {
+    RunStatus.COMPLETED: FinalizationPath.COMPLETED,
+    RunStatus.FAILED: FinalizationPath.FORCE_FAILED,
+    RunStatus.CANCELLED: FinalizationPath.CANCELLED,
+    RunStatus.PAUSED: FinalizationPath.PAUSED,
+}
+_FALLBACK = {
+    FinalizationPath.COMPLETED: FinalizationPath.FALLBACK_COMPLETED,
+    FinalizationPath.FORCE_FAILED: FinalizationPath.FORCE_FAILED,
+    FinalizationPath.CANCELLED: FinalizationPath.CANCELLED,
+    FinalizationPath.PAUSED: FinalizationPath.PAUSED,
+}
+MAX_DURATION_MS = 2**53
+
+
+def duration_ms(started_at: float, ended_at: float) -> int:
+    """Never negative, at least 1 ms, and bounded however old the start is."""
+    return int(min(MAX_DURATION_MS, max(1, round((ended_at - started_at) * 1000))))
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-storable stand-in for a value the strict encoder refused."""
+    return json.loads(json.dumps(value, default=repr, allow_nan=True).replace("NaN", "null"))
+
+
+class Finalizer:
+    def __init__(self, recorder: Recorder, run_id: str, started_at: float, *,
+                 masker: Masker, budget: int = DEFAULT_BUDGET) -> None:
+        self.recorder = recorder
+        self.store = recorder.store
+        self.run_id = run_id
+        self.started_at = started_at
+        self.masker = masker
+        self.budget = budget
+        self.outcome: FinalizeOutcome | None = None
+        self._failed_kind: FinalizationPath | None = None
+        self.completion_failure: str | None = None
+
+    async def finalize(self, result: RunResult) -> FinalizeOutcome | None:
+        """Idempotent: a second call returns the first result. After a failed attempt that
+        was not an error, an error attempt may still run."""
+        path = _PATHS[result.status]
+        if self.outcome is not None:
+            return self.outcome
+        if self._failed_kind is not None and (
+            self._failed_kind is FinalizationPath.FORCE_FAILED
+            or path is not FinalizationPath.FORCE_FAILED
+        ):
+            return None
+        await self.recorder.drain()
+        ended = time.time()
+        fin = self._build(result, path, ended)
+        try:
+            self.outcome = await self.store.finalize(self.run_id, fin)
+            return self.outcome
+        except Exception as exc:
+            failure = f"could not store the full record: {exc}"
+            log.warning("run %s: %s; writing the minimal record", self.run_id, failure)
+        try:
+            self.outcome = await self.store.finalize(self.run_id, self._fallback(fin, failure))
+            self.completion_failure = failure
+            return self.outcome
+        except Exception as exc:
+            log.error("run %s: even the minimal record could not be stored: %s",
+                      self.run_id, exc)
+            self._failed_kind = path
+            self.completion_failure = f"{failure}; minimal record failed too: {exc}"
+            return None
+
+    def _build(self, result: RunResult, path: FinalizationPath, ended: float) -> Finalization:
+        rec = self.recorder
+        status = "paused" if path is FinalizationPath.PAUSED else result.status.value
+        root = rec.spans.finish(ended, status if status != "completed" else "success")
+        data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)
+        mask = self.masker
+        return Finalization(
+            status=result.status,
+            path=path,
+            finalized_by=FinalizedBy.ENGINE,
+            ended_at=None if path is FinalizationPath.PAUSED else datetime.fromtimestamp(
+                ended, UTC),
+            duration_ms=duration_ms(self.started_at, ended),
+            output=mask(result.output),
+            error_message=mask(result.error) if result.error else None,
+            error_block_id=result.error_block_id,
+            execution_data=data,
+            has_trace_spans=data.get("trace") is not None,
+            trace_span_count=rec.spans.count,
+            cost_total=rec.cost_total,
+            tokens_prompt=rec.tokens_prompt,
+            tokens_completion=rec.tokens_completion,
+            tokens_total=rec.tokens_prompt + rec.tokens_completion,
+            models=sorted(rec.models),
+            started=rec.started,
+            completed=rec.completed,
+            marker_write_failures=rec.write_failures,
+            pause_state=result.pause_state,
+        )
+
+    def _fallback(self, fin: Finalization, failure: str) -> Finalization:
+        path = _FALLBACK[fin.path]
+        return replace(
+            fin,
+            path=path,
+            output=json_safe(fin.output),
+            execution_data={"trace": None, "truncation": {
+                "tier": "dropped", "reason": failure, "span_count": fin.trace_span_count}},
+            has_trace_spans=False,
+            completion_failure=failure,
+        )
+
+    async def force_fail(self, message: str) -> FinalizeOutcome | None:
+        """The last resort when the normal path could not record anything."""
+        return await self.finalize(RunResult(RunStatus.FAILED, error=message))

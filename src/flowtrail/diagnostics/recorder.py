@@ -1,0 +1,199 @@
+"""Records a run's events durably: progress markers by group commit, spans, cost, and the
+cancellation watch. Nothing here can fail the run: every store error is caught and counted.
+
+Group commit: a block's start marker must be durable before its code runs, but concurrent
+blocks share one write. While a write is in flight, new requests wait and the next write
+covers all of them (only the newest marker matters: markers are monotonic). Completion
+markers never wait; they ride on the next write, or the final one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.spans import SpanTree
+from flowtrail.engine.events import (
+    BlockCompleted,
+    BlockStarted,
+    ContainerCompleted,
+    ContainerStarted,
+    Event,
+    StartEvent,
+)
+from flowtrail.store.base import Store
+from flowtrail.store.records import CompletedMarker, ProgressWrite, StartedMarker
+
+log = logging.getLogger("flowtrail.diagnostics")
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Recorder:
+    """The engine's ``RunHooks`` for one run, backed by a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        workflow: str,
+        started_at: float,
+        *,
+        masker: Masker | None = None,
+        cancel_poll_seconds: float = 0.5,
+        on_cancel_requested: Callable[[], None] | None = None,
+        max_spans: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.masker = masker or Masker(())
+        self.spans = SpanTree(workflow, started_at, self.masker, max_spans)
+        self.cancel_poll_seconds = cancel_poll_seconds
+        self.on_cancel_requested = on_cancel_requested
+        self.cancel_seen = False
+        self.started: StartedMarker | None = None  # newest known, written or not
+        self.completed: CompletedMarker | None = None
+        self._pending_started: StartedMarker | None = None
+        self._pending_completed: CompletedMarker | None = None
+        self.cost_total = 0.0
+        self._cost_dirty = False
+        self.tokens_prompt = 0
+        self.tokens_completion = 0
+        self.models: set[str] = set()
+        self.writes = 0
+        self.write_failures = 0
+        self._requested = 0
+        self._written = 0
+        self._writer: asyncio.Future[None] | None = None
+        self._last_write = time.monotonic()
+        self._watch: asyncio.Task[None] | None = None
+
+    # -- RunHooks ----------------------------------------------------------------------
+    async def block_started(self, event: StartEvent) -> None:
+        self.spans.add(event)
+        marker = StartedMarker(event.block_id, event.block_name, event.block_type,
+                               _dt(event.started_at))
+        self._note_started(marker)
+        await self.flush()
+
+    def record(self, event: Event) -> None:
+        self.spans.add(event)
+        if isinstance(event, BlockCompleted):
+            if event.paused:
+                return
+            self._note_completed(event.block_id, event.block_name, event.block_type,
+                                 event.ended_at, event.success or event.handled)
+            if event.cost:
+                self.cost_total += event.cost
+                self._cost_dirty = True
+            if event.tokens is not None:
+                self.tokens_prompt += event.tokens.prompt
+                self.tokens_completion += event.tokens.completion
+            if event.model:
+                self.models.add(event.model)
+        elif isinstance(event, ContainerCompleted) and not event.paused:
+            self._note_completed(event.block_id, event.block_name, event.block_type,
+                                 event.ended_at, event.success or event.handled)
+
+    # -- markers -----------------------------------------------------------------------
+    def _note_started(self, marker: StartedMarker) -> None:
+        # Same rule as the store: equal timestamps replace, older never do.
+        if self.started is None or self.started.started_at <= marker.started_at:
+            self.started = marker
+            self._pending_started = marker
+
+    def _note_completed(self, block_id: str, name: str, kind: str, ended: float,
+                        success: bool) -> None:
+        marker = CompletedMarker(block_id, name, kind, _dt(ended), success)
+        if self.completed is None or self.completed.ended_at <= marker.ended_at:
+            self.completed = marker
+            self._pending_completed = marker
+
+    async def flush(self) -> None:
+        """Return once everything noted so far is durable (or its write has failed)."""
+        self._requested += 1
+        target = self._requested
+        while self._written < target:
+            writer = self._writer
+            if writer is None:
+                writer = self._writer = asyncio.ensure_future(self._write_once())
+            # shielded: a block cancelled mid-wait must not cancel the shared write
+            await asyncio.shield(writer)
+
+    async def _write_once(self) -> None:
+        covers = self._requested
+        started, self._pending_started = self._pending_started, None
+        completed, self._pending_completed = self._pending_completed, None
+        cost = self.cost_total if self._cost_dirty else None
+        self._cost_dirty = False
+        write = ProgressWrite(started, completed, cost,
+                              self.write_failures if self.write_failures else None)
+        try:
+            if started or completed or cost is not None:
+                cancel = await self.store.write_progress(self.run_id, write)
+                self.writes += 1
+                if cancel:
+                    self._cancel_requested()
+        except Exception as exc:
+            # Superseded by the next write: put back what no newer marker replaced.
+            self.write_failures += 1
+            log.warning("progress write for run %s failed (%s); it will be retried", self.run_id,
+                        exc)
+            self._pending_started = self._pending_started or started
+            self._pending_completed = self._pending_completed or completed
+            self._cost_dirty = self._cost_dirty or cost is not None
+        finally:
+            self._written = max(self._written, covers)
+            self._last_write = time.monotonic()
+            self._writer = None
+
+    async def drain(self) -> None:
+        """Wait for every write in flight, looping until none remain (writes can arrive
+        while draining), then push what completion markers are still unwritten."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+        if self._pending_completed or self._pending_started or self._cost_dirty:
+            await self.flush()
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    # -- cancellation ------------------------------------------------------------------
+    def _cancel_requested(self) -> None:
+        if not self.cancel_seen:
+            self.cancel_seen = True
+            log.info("run %s: cancellation requested", self.run_id)
+            if self.on_cancel_requested is not None:
+                self.on_cancel_requested()
+
+    def start_watch(self) -> None:
+        """Poll for a durable cancel request whenever no marker write has answered lately
+        (each marker write already returns the flag). Bound: ``cancel_poll_seconds``."""
+        if self._watch is None and self.cancel_poll_seconds > 0:
+            self._watch = asyncio.ensure_future(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        while not self.cancel_seen:
+            await asyncio.sleep(self.cancel_poll_seconds / 2)
+            if time.monotonic() - self._last_write < self.cancel_poll_seconds / 2:
+                continue
+            try:
+                if await self.store.cancel_requested(self.run_id):
+                    self._cancel_requested()
+                self._last_write = time.monotonic()
+            except Exception as exc:
+                log.warning("checking for cancellation of run %s failed: %s", self.run_id, exc)
+
+    async def stop_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            try:
+                await self._watch
+            except asyncio.CancelledError:
+                pass
+            self._watch = None

@@ -1,0 +1,210 @@
+"""Build the trace-span tree from engine events: one root, container → iteration → block
+for loops and parallels at any depth, child workflows nested under their block."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flowtrail.diagnostics.masking import Masker
+from flowtrail.engine.events import (
+    BlockCompleted,
+    BlockStarted,
+    ContainerCompleted,
+    ContainerStarted,
+    Event,
+    IterationCompleted,
+    Path,
+)
+
+Span = dict[str, Any]
+Key = tuple[tuple[str, str, int], ...]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _ms(start: float, end: float) -> int:
+    return max(0, round((end - start) * 1000))
+
+
+def _key(path: Path) -> Key:
+    return tuple((f.container_id, f.kind, f.index) for f in path)
+
+
+class SpanTree:
+    """Accumulates spans as events arrive. Past ``max_spans``, further spans are counted but
+    not kept (the count stays exact; the stored trace says how many were elided)."""
+
+    def __init__(self, workflow: str, started_at: float, masker: Masker,
+                 max_spans: int = 50_000) -> None:
+        self.masker = masker
+        self.max_spans = max_spans
+        self.count = 1
+        self.elided = 0
+        self.root: Span = self._span(workflow, "workflow", started_at)
+        self._blocks: dict[tuple[Key, str], Span] = {}  # open and placeholder block spans
+        self._iterations: dict[Key, Span] = {}
+
+    def _span(self, name: str, kind: str, started_at: float, block_id: str | None = None) -> Span:
+        span: Span = {"name": name, "type": kind, "started_at": iso(started_at),
+                      "ended_at": None, "duration_ms": None, "status": "running",
+                      "children": []}
+        if block_id is not None:
+            span["block_id"] = block_id
+        span["_t0"] = started_at
+        return span
+
+    def _attach(self, parent: Span, span: Span) -> bool:
+        if self.count >= self.max_spans:
+            self.elided += 1
+            self.count += 1
+            return False
+        parent["children"].append(span)
+        self.count += 1
+        return True
+
+    def _parent(self, path: Path, at: float) -> Span:
+        """The span that holds an event at ``path``, creating iteration spans on first use."""
+        parent = self.root
+        for depth, frame in enumerate(path):
+            owner_key = (_key(path[:depth]), frame.container_id)
+            owner = self._blocks.get(owner_key)
+            if owner is None:  # the container/workflow block span was elided or not begun
+                owner = self._span(frame.container_id, frame.kind, at, frame.container_id)
+                self._blocks[owner_key] = owner
+                self._attach(parent, owner)
+            if frame.kind == "workflow":
+                parent = owner
+                continue
+            it_key = _key(path[: depth + 1])
+            iteration = self._iterations.get(it_key)
+            if iteration is None:
+                iteration = self._span(f"{frame.container_id} #{frame.index}", "iteration", at)
+                iteration["index"] = frame.index
+                self._iterations[it_key] = iteration
+                self._attach(owner, iteration)
+            parent = iteration
+        return parent
+
+    def _open(self, path: Path, block_id: str, name: str, kind: str, at: float) -> Span:
+        key = (_key(path), block_id)
+        span = self._blocks.get(key)
+        if span is None or span["status"] != "running" or span["type"] != kind:
+            span = self._span(name, kind, at, block_id)
+            self._blocks[key] = span
+            self._attach(self._parent(path, at), span)
+        return span
+
+    def _close(self, span: Span, ended: float, status: str) -> None:
+        span["ended_at"] = iso(ended)
+        span["duration_ms"] = _ms(span["_t0"], ended)
+        span["status"] = status
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, BlockStarted):
+            self._open(event.path, event.block_id, event.block_name, event.block_type,
+                       event.started_at)
+        elif isinstance(event, ContainerStarted):
+            span = self._open(event.path, event.block_id, event.block_name, event.block_type,
+                              event.started_at)
+            if event.total is not None:
+                span["total"] = event.total
+        elif isinstance(event, BlockCompleted):
+            self._complete(event)
+        elif isinstance(event, IterationCompleted):
+            child_path = (*event.path, _frame(event))
+            key = _key(child_path)
+            span = self._iterations.pop(key, None)
+            if span is None:
+                span = self._parent(child_path, event.started_at)
+                self._iterations.pop(key, None)
+            span["_t0"] = event.started_at
+            span["started_at"] = iso(event.started_at)
+            self._close(span, event.ended_at, "success" if event.success else "error")
+        elif isinstance(event, ContainerCompleted):
+            key = (_key(event.path), event.block_id)
+            span = self._blocks.pop(key, None) or self._open(
+                event.path, event.block_id, event.block_name, event.block_type,
+                event.started_at)
+            self._blocks.pop(key, None)
+            span["iterations"] = event.iterations
+            if event.error:
+                span["error"] = self.masker(event.error)
+                span["error_handled"] = event.handled
+            self._close(span, event.ended_at, _status(event.success, event.paused))
+
+    def _complete(self, event: BlockCompleted) -> None:
+        key = (_key(event.path), event.block_id)
+        span = self._blocks.pop(key, None)
+        if span is None:
+            span = self._open(event.path, event.block_id, event.block_name, event.block_type,
+                              event.started_at)
+            self._blocks.pop(key, None)
+        mask = self.masker
+        span["input"] = mask(event.input)
+        span["output"] = mask(event.output)
+        if event.error:
+            span["error"] = mask(event.error)
+            span["error_handled"] = event.handled
+        if event.tries > 1:
+            span["tries"] = event.tries
+        if event.tokens is not None:
+            span["tokens"] = {"prompt": event.tokens.prompt,
+                              "completion": event.tokens.completion,
+                              "total": event.tokens.total}
+        if event.model:
+            span["model"] = event.model
+        if event.cost is not None:
+            span["cost"] = event.cost
+        self._close(span, event.ended_at, _status(event.success, event.paused))
+
+    def seed(self, trace: Span) -> None:
+        """Continue a trace stored at a pause: earlier spans stay, the root reopens."""
+        revived = _revive(trace)
+        self.root["children"] = revived["children"]
+        self.root["_t0"] = revived["_t0"]
+        self.root["started_at"] = revived.get("started_at", self.root["started_at"])
+        self.count = count(self.root)
+
+    def finish(self, ended_at: float, status: str) -> Span:
+        """Close the root and anything still open (abandoned by a cancel or a crash)."""
+        for span in list(self._blocks.values()) + list(self._iterations.values()):
+            if span["status"] == "running":
+                self._close(span, ended_at, "cancelled" if status == "cancelled" else
+                            "abandoned")
+        self._close(self.root, ended_at, status)
+        return self.root
+
+
+def _status(success: bool, paused: bool) -> str:
+    if paused:
+        return "paused"
+    return "success" if success else "error"
+
+
+def _frame(event: IterationCompleted) -> Any:
+    from flowtrail.engine.events import Frame
+
+    return Frame(event.container_id, event.container_type, event.index)
+
+
+def clean(span: Span) -> Span:
+    """A copy without the private timing keys, ready to serialise."""
+    out = {k: v for k, v in span.items() if not k.startswith("_") and k != "children"}
+    out["children"] = [clean(c) for c in span["children"]]
+    return out
+
+
+def count(span: Span) -> int:
+    return 1 + sum(count(c) for c in span["children"])
+
+
+def _revive(span: Span) -> Span:
+    out = dict(span)
+    out["children"] = [_revive(c) for c in span.get("children", [])]
+    started = out.get("started_at")
+    out["_t0"] = datetime.fromisoformat(started).timestamp() if started else 0.0
+    return out
+

@@ -1,0 +1,88 @@
+"""The read side: one JSON shape for a run record, and a text tree of its spans. Every
+surface (CLI now, HTTP API later) renders runs through here, so they all agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flowtrail.store.records import RunRecord
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": rec.id,
+        "workflow": rec.workflow_name,
+        "status": rec.status.value,
+        "finalization_path": rec.finalization_path.value if rec.finalization_path else None,
+        "finalized_by": rec.finalized_by.value if rec.finalized_by else None,
+        "error": {"message": rec.error_message, "block_id": rec.error_block_id}
+        if rec.error_message or rec.error_block_id else None,
+        "completion_failure": rec.completion_failure,
+        "last_started_block": rec.last_started_block.to_dict()
+        if rec.last_started_block else None,
+        "last_completed_block": rec.last_completed_block.to_dict()
+        if rec.last_completed_block else None,
+        "started_at": _iso(rec.started_at),
+        "ended_at": _iso(rec.ended_at),
+        "duration_ms": rec.duration_ms,
+        "deadline_at": _iso(rec.deadline_at),
+        "trace_span_count": rec.trace_span_count,
+        "has_trace_spans": rec.has_trace_spans,
+        "cost_total": rec.cost_total,
+        "tokens": {"prompt": rec.tokens_prompt, "completion": rec.tokens_completion,
+                   "total": rec.tokens_total},
+        "models": rec.models,
+        "output": rec.output,
+        "input": rec.input,
+        "level": rec.level,
+        "trigger": rec.trigger,
+        "snapshot_hash": rec.snapshot_hash,
+        "marker_write_failures": rec.marker_write_failures,
+        "cancel_requested_at": _iso(rec.cancel_requested_at),
+        "notes": rec.notes,
+        "parent_run_id": rec.parent_run_id,
+        "updated_at": _iso(rec.updated_at),
+        "paused": _pause_summary(rec),
+    }
+    if include_trace:
+        data["execution_data"] = rec.execution_data
+    return data
+
+
+def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:
+    state = rec.pause_state
+    if not isinstance(state, dict):
+        return None
+    return {"waiting_blocks": state.get("waiting", []), "message": state.get("message")}
+
+
+def span_lines(span: dict[str, Any] | None, *, limit: int = 200) -> list[tuple[int, str, str]]:
+    """(depth, label, status) for a span tree, depth-first, at most ``limit`` lines."""
+    out: list[tuple[int, str, str]] = []
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        if len(out) >= limit:
+            return
+        label = f"{node.get('name')} ({node.get('type')})"
+        if node.get("duration_ms") is not None:
+            label += f" {node['duration_ms']} ms"
+        if node.get("tries"):
+            label += f" tries={node['tries']}"
+        if node.get("cost"):
+            label += f" ${node['cost']:.6f}"
+        if node.get("elided_iterations"):
+            label += f" [{node['elided_iterations']} iterations elided]"
+        if node.get("error"):
+            label += f" — {str(node['error'])[:120]}"
+        out.append((depth, label, str(node.get("status"))))
+        for child in node.get("children", []):
+            walk(child, depth + 1)
+
+    if span:
+        walk(span, 0)
+    return out

@@ -1,0 +1,186 @@
+"""Runs a workflow with its durable record: engine + recorder + store, wired together.
+
+This is the Python API's door (and the CLI's): ``Runner.start`` returns a handle that can
+be cancelled; ``Runner.run`` awaits the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flowtrail.diagnostics.finalize import Finalizer
+from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.recorder import Recorder
+from flowtrail.engine.events import RunFinished, RunStarted
+from flowtrail.engine.executor import Execution, RunOptions, RunResult
+from flowtrail.engine.observers import Observer, ObserverHub
+from flowtrail.errors import RunStateError
+from flowtrail.model.graph import Workflow
+from flowtrail.model.inputs import validate_inputs
+from flowtrail.settings import Settings
+from flowtrail.status import RunStatus
+from flowtrail.store.base import Store
+from flowtrail.store.records import FinalizeOutcome, NewRun
+
+log = logging.getLogger("flowtrail")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    workflow: str
+    status: RunStatus
+    output: Any
+    error: str | None
+    error_block_id: str | None
+    persisted: FinalizeOutcome | None
+    waiting_blocks: tuple[str, ...] = ()
+    completion_failure: str | None = None
+
+
+def new_run_id() -> str:
+    # time-ordered prefix so ids sort roughly by start, then randomness
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+class RunHandle:
+    """A run in progress: await ``result()``, or ``cancel()`` it."""
+
+    def __init__(self, run_id: str, execution: Execution, task: asyncio.Task[RunReport]) -> None:
+        self.run_id = run_id
+        self.execution = execution
+        self.task = task
+
+    def cancel(self) -> None:
+        self.execution.cancel()
+
+    async def result(self) -> RunReport:
+        return await self.task
+
+
+class Runner:
+    def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = store  # None: the durable record is off
+
+    def _options(self, workflow: Workflow) -> RunOptions:
+        s = self.settings
+        deadline = s.run_timeout or workflow.definition.timeout
+        return RunOptions(max_concurrency=s.max_concurrency, deadline_seconds=deadline,
+                          prices=s.prices, agent_base_url=s.agent_base_url,
+                          agent_api_key=s.agent_api_key, env=s.env, secrets=s.secrets)
+
+    async def start(self, workflow: Workflow, inputs: Any = None, *, trigger: str = "python",
+                    observers: Sequence[Observer] = (), run_id: str | None = None) -> RunHandle:
+        """Validate the input, write the run row, and start running. Raises ``InputError``
+        (nothing written) for bad input."""
+        values = validate_inputs(workflow.definition, inputs)
+        run_id = run_id or new_run_id()
+        started_at = time.time()
+        hub = ObserverHub(list(observers))
+        masker = Masker(self.settings.masked_secrets)
+        recorder: Recorder | None = None
+        if self.store is not None:
+            await self.store.put_snapshot(workflow.definition_hash, workflow.name,
+                                          workflow.document)
+            await self.store.create_run(NewRun(
+                id=run_id, workflow_name=workflow.name, snapshot_hash=workflow.definition_hash,
+                status=RunStatus.RUNNING, trigger=trigger,
+                started_at=datetime.fromtimestamp(started_at, UTC), input=masker(values),
+            ))
+            recorder = self._recorder(run_id, workflow, started_at, masker)
+        execution = Execution(workflow, values, run_id=run_id, hooks=recorder, observers=hub,
+                              options=self._options(workflow))
+        task = asyncio.ensure_future(
+            self._drive(execution, recorder, hub, started_at, masker, resumed=False))
+        return RunHandle(run_id, execution, task)
+
+    def _recorder(self, run_id: str, workflow: Workflow, started_at: float,
+                  masker: Masker) -> Recorder:
+        assert self.store is not None
+        return Recorder(self.store, run_id, workflow.name, started_at, masker=masker,
+                        cancel_poll_seconds=self.settings.cancel_poll_seconds,
+                        max_spans=self.settings.max_spans_in_memory)
+
+    async def run(self, workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunReport:
+        handle = await self.start(workflow, inputs, **kwargs)
+        return await handle.result()
+
+    async def resume(self, workflow: Workflow, run_id: str, resume_input: Any = None, *,
+                     observers: Sequence[Observer] = ()) -> RunHandle:
+        """Continue a paused run from its snapshot. ``RunStateError`` if it is not paused."""
+        if self.store is None:
+            raise RunStateError("resuming needs the durable record (a database)")
+        row = await self.store.claim_resume(run_id)
+        if not isinstance(row.pause_state, dict):
+            raise RunStateError(f"run {run_id} has no pause snapshot")
+        started_at = row.started_at.timestamp()
+        masker = Masker(self.settings.masked_secrets)
+        recorder = self._recorder(run_id, workflow, started_at, masker)
+        trace = (row.execution_data or {}).get("trace") if isinstance(
+            row.execution_data, dict) else None
+        if isinstance(trace, dict):
+            recorder.spans.seed(trace)
+        recorder.cost_total = row.cost_total
+        recorder.tokens_prompt, recorder.tokens_completion = row.tokens_prompt, \
+            row.tokens_completion
+        recorder.models.update(row.models)
+        hub = ObserverHub(list(observers))
+        execution = Execution(workflow, row.pause_state.get("inputs"), run_id=run_id,
+                              hooks=recorder, observers=hub, options=self._options(workflow),
+                              resume_state=row.pause_state["state"], resume_input=resume_input)
+        task = asyncio.ensure_future(
+            self._drive(execution, recorder, hub, started_at, masker, resumed=True))
+        return RunHandle(run_id, execution, task)
+
+    async def _drive(self, execution: Execution, recorder: Recorder | None, hub: ObserverHub,
+                     started_at: float, masker: Masker, resumed: bool) -> RunReport:
+        run_id = execution.run_id
+        hub.start()
+        hub.publish(RunStarted(run_id, execution.workflow.name, time.time(), resumed))
+        finalizer: Finalizer | None = None
+        if recorder is not None:
+            recorder.on_cancel_requested = execution.cancel
+            recorder.start_watch()
+            finalizer = Finalizer(recorder, run_id, started_at, masker=masker,
+                                  budget=self.settings.trace_budget_bytes)
+        try:
+            result = await execution.run()
+        except asyncio.CancelledError:
+            result = RunResult(RunStatus.CANCELLED, output={"cancelled": True})
+        except Exception as exc:  # an engine bug must still end the run explained
+            log.exception("run %s: the engine failed", run_id)
+            result = RunResult(RunStatus.FAILED, error=f"internal engine error: {exc!r}")
+        if result.status is RunStatus.PAUSED:
+            result = RunResult(
+                RunStatus.PAUSED, output={"paused": True, "waiting": list(result.waiting_blocks)},
+                pause_state={"state": result.pause_state, "inputs": execution.inputs,
+                             "waiting": list(result.waiting_blocks),
+                             "source": str(execution.workflow.source or "") or None},
+                waiting_blocks=result.waiting_blocks)
+        persisted: FinalizeOutcome | None = None
+        failure: str | None = None
+        if recorder is not None and finalizer is not None:
+            await recorder.stop_watch()
+            persisted = await finalizer.finalize(result)
+            if persisted is None:
+                persisted = await finalizer.force_fail(
+                    f"the run ended {result.status.value} but its record could not be stored: "
+                    f"{finalizer.completion_failure}")
+                if persisted is not None:
+                    result = RunResult(RunStatus.FAILED, error=finalizer.completion_failure)
+            failure = finalizer.completion_failure
+        status = persisted.status if persisted is not None else result.status
+        hub.publish(RunFinished(run_id, status.value, time.time(), result.output, result.error,
+                                result.error_block_id))
+        await hub.close(self.settings.observer_grace_seconds)
+        return RunReport(run_id, execution.workflow.name, status, masker(result.output),
+                         masker(result.error) if result.error else None, result.error_block_id,
+                         persisted, result.waiting_blocks, failure)

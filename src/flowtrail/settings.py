@@ -1,0 +1,91 @@
+"""One explicit settings object, read from ``FLOWTRAIL_*`` variables and CLI flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from flowtrail.diagnostics.compaction import DEFAULT_BUDGET
+from flowtrail.engine.blocks import Prices
+from flowtrail.errors import FlowtrailError
+
+DEFAULT_DATABASE_PATH = Path(".flowtrail") / "flowtrail.db"
+SECRET_PREFIX = "FLOWTRAIL_SECRET_"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_DATABASE_PATH.as_posix()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=default_database_url)
+    max_concurrency: int = 64
+    run_timeout: float | None = None
+    cancel_poll_seconds: float = 0.5
+    trace_budget_bytes: int = DEFAULT_BUDGET
+    max_spans_in_memory: int = 50_000
+    observer_grace_seconds: float = 2.0
+    prices: Prices = field(default_factory=Prices)
+    agent_base_url: str | None = None
+    agent_api_key: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {"env": env}
+        if env.get("FLOWTRAIL_DATABASE_URL"):
+            values["database_url"] = env["FLOWTRAIL_DATABASE_URL"]
+        for key, name, conv in (
+            ("FLOWTRAIL_MAX_CONCURRENCY", "max_concurrency", int),
+            ("FLOWTRAIL_RUN_TIMEOUT", "run_timeout", float),
+            ("FLOWTRAIL_CANCEL_POLL_SECONDS", "cancel_poll_seconds", float),
+            ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
+        ):
+            if env.get(key):
+                try:
+                    values[name] = conv(env[key])
+                except ValueError:
+                    raise FlowtrailError(f"{key}={env[key]!r} is not a valid number") from None
+        values["agent_base_url"] = env.get("FLOWTRAIL_AGENT_BASE_URL") or env.get(
+            "OPENAI_BASE_URL")
+        values["agent_api_key"] = env.get("FLOWTRAIL_AGENT_API_KEY") or env.get(
+            "OPENAI_API_KEY")
+        values["secrets"] = {
+            k.removeprefix(SECRET_PREFIX): v for k, v in env.items() if k.startswith(SECRET_PREFIX)
+        }
+        if env.get("FLOWTRAIL_PRICES"):
+            values["prices"] = parse_prices(env["FLOWTRAIL_PRICES"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def masked_secrets(self) -> list[str]:
+        found = list(self.secrets.values())
+        if self.agent_api_key:
+            found.append(self.agent_api_key)
+        return found
+
+
+def parse_prices(text: str) -> Prices:
+    """``{"model": {"prompt": usd_per_1k, "completion": usd_per_1k}}``, inline or ``@file``."""
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+        table = {
+            str(model): (float(p.get("prompt", 0)), float(p.get("completion", 0)))
+            for model, p in raw.items()
+        }
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise FlowtrailError(f"FLOWTRAIL_PRICES is not a valid price table: {exc}") from exc
+    return Prices(table)
