@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -33,29 +35,49 @@ from flowtrail.errors import (
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
-from flowtrail.runner import RunHandle, RunReport, Runner
+from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store import Store, open_store
 from flowtrail.store.records import RunFilter
 
 EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CANCELLED = (
-    1, 2, 3, 4, 5, 130)
-STATUS_EXIT = {RunStatus.COMPLETED: 0, RunStatus.FAILED: EXIT_FAILED,
-               RunStatus.CANCELLED: EXIT_CANCELLED, RunStatus.PAUSED: EXIT_PAUSED,
-               RunStatus.CRASHED: EXIT_FAILED}
+    1,
+    2,
+    3,
+    4,
+    5,
+    130,
+)
+STATUS_EXIT = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.CANCELLED: EXIT_CANCELLED,
+    RunStatus.PAUSED: EXIT_PAUSED,
+    RunStatus.CRASHED: EXIT_FAILED,
+}
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="flowtrail: workflows whose every run leaves a durable trail.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="flowtrail: workflows whose every run leaves a durable trail.",
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (sqlite:///path or "
-                                               "postgresql://…); default FLOWTRAIL_DATABASE_URL "
-                                               "or sqlite:///.flowtrail/flowtrail.db")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///path or "
+        "postgresql://…); default FLOWTRAIL_DATABASE_URL "
+        "or sqlite:///.flowtrail/flowtrail.db",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 T = TypeVar("T")
 
@@ -69,7 +91,7 @@ def _fail(code: int, error: FlowtrailError | str, as_json: bool = False) -> NoRe
     raise typer.Exit(code)
 
 
-def _guard(fn: Callable[[], Awaitable[T]], as_json: bool = False) -> T:
+def _guard(fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool = False) -> T:
     """Run a coroutine, turning flowtrail errors into exit codes and clear messages."""
     try:
         return asyncio.run(fn())
@@ -110,8 +132,9 @@ def _read_input(value: str | None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, "
-                         f"column {exc.colno})") from exc
+        raise InputError(
+            f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
 
 
 async def _follow(handle: RunHandle) -> RunReport:
@@ -134,10 +157,15 @@ def _finish(report: RunReport, store: Store | None, as_json: bool) -> Awaitable[
         if store is not None:
             data = record_json(await store.get_run(report.run_id))
         else:
-            data = {"id": report.run_id, "workflow": report.workflow,
-                    "status": report.status.value, "output": report.output,
-                    "error": {"message": report.error, "block_id": report.error_block_id}
-                    if report.error else None}
+            data = {
+                "id": report.run_id,
+                "workflow": report.workflow,
+                "status": report.status.value,
+                "output": report.output,
+                "error": {"message": report.error, "block_id": report.error_block_id}
+                if report.error
+                else None,
+            }
         if as_json:
             out.print(dump(data))
         else:
@@ -150,13 +178,16 @@ def _finish(report: RunReport, store: Store | None, as_json: bool) -> Awaitable[
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
-    input: Annotated[str | None, typer.Option("--input", "-i", help="Run input: JSON, or "
-                                              "@file.json.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Run input: JSON, or @file.json.")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     timeout: Annotated[float | None, typer.Option(help="Run deadline in seconds.")] = None,
-    no_record: Annotated[bool, typer.Option("--no-record", help="Do not write the durable "
-                                            "record (nothing is stored).")] = False,
+    no_record: Annotated[
+        bool,
+        typer.Option("--no-record", help="Do not write the durable record (nothing is stored)."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
 ) -> None:
     """Run a workflow, showing live progress on stderr, then a summary."""
@@ -183,8 +214,10 @@ def run(
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="A paused run.")],
-    input: Annotated[str | None, typer.Option("--input", "-i", help="JSON given to the "
-                                              "waiting block(s), or @file.json.")] = None,
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="JSON given to the waiting block(s), or @file.json."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -201,8 +234,9 @@ def resume(
                 raise RunStateError(f"run {run_id} is {record.status.value}, not paused")
             workflow = await _stored_workflow(store, record.snapshot_hash, record.pause_state)
             runner = Runner(settings, store)
-            handle = await runner.resume(workflow, run_id, values,
-                                         observers=[] if quiet else [Progress(err)])
+            handle = await runner.resume(
+                workflow, run_id, values, observers=[] if quiet else [Progress(err)]
+            )
             report = await _follow(handle)
             return await _finish(report, store, as_json)
         finally:
@@ -254,8 +288,9 @@ def list_runs(
         try:
             wanted = RunStatus(status) if status else None
         except ValueError:
-            raise InputError(f"unknown status '{status}' (one of: "
-                             f"{', '.join(s.value for s in RunStatus)})") from None
+            raise InputError(
+                f"unknown status '{status}' (one of: {', '.join(s.value for s in RunStatus)})"
+            ) from None
         store = await _open(_settings(db))
         try:
             rows = await store.list_runs(RunFilter(wanted, workflow, limit))
@@ -282,8 +317,12 @@ def cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> Non
             outcome = await store.request_cancel(run_id, "api")
         finally:
             await store.close()
-        data = {"id": run_id, "status": outcome.status.value, "requested": outcome.requested,
-                "finalized": outcome.finalized}
+        data = {
+            "id": run_id,
+            "status": outcome.status.value,
+            "requested": outcome.requested,
+            "finalized": outcome.finalized,
+        }
         if as_json:
             out.print(dump(data))
         elif outcome.finalized:
@@ -304,15 +343,36 @@ def validate(file: Path, as_json: JsonOption = False) -> None:
         workflow = compile_file(file)
     except WorkflowError as exc:
         if as_json:
-            out.print(dump({"valid": False, "problems": [
-                {"code": p.code, "message": p.message, "block_id": p.block_id, "line": p.line,
-                 "file": p.file} for p in exc.problems]}))
+            out.print(
+                dump(
+                    {
+                        "valid": False,
+                        "problems": [
+                            {
+                                "code": p.code,
+                                "message": p.message,
+                                "block_id": p.block_id,
+                                "line": p.line,
+                                "file": p.file,
+                            }
+                            for p in exc.problems
+                        ],
+                    }
+                )
+            )
         for problem in exc.problems:
             err.print(f"[red]✗[/] {problem}", markup=True)
         raise typer.Exit(EXIT_INVALID) from None
     if as_json:
-        out.print(dump({"valid": True, "workflow": workflow.name,
-                        "definition_hash": workflow.definition_hash}))
+        out.print(
+            dump(
+                {
+                    "valid": True,
+                    "workflow": workflow.name,
+                    "definition_hash": workflow.definition_hash,
+                }
+            )
+        )
     else:
         err.print(f"[green]✓[/] {file}: workflow '{workflow.name}' is valid", markup=True)
 
@@ -342,8 +402,18 @@ def db_upgrade(db: DbOption = None) -> None:
 
 
 def main() -> None:
-    app(prog_name="flowtrail")
+    try:
+        app(prog_name="flowtrail")
+    except SystemExit as exc:
+        # A sync function block that ignored cancellation or its timeout still holds a
+        # thread; the run is already finalized, so do not wait for it at exit.
+        if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+               if t is not threading.main_thread()):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

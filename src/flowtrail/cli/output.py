@@ -12,8 +12,15 @@ from rich.tree import Tree
 
 from flowtrail.diagnostics.view import span_lines
 
-STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow",
-                "paused": "blue", "running": "cyan", "crashed": "red", "queued": "dim"}
+STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "paused": "blue",
+    "running": "cyan",
+    "crashed": "red",
+    "queued": "dim",
+}
 
 
 def dump(data: Any) -> str:
@@ -35,8 +42,11 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     table.add_row("run", data["id"])
     table.add_row("workflow", data["workflow"])
     table.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]")
-    table.add_row("finalization", f"{data['finalization_path'] or '—'}"
-                  + (f" (by {data['finalized_by']})" if data.get("finalized_by") else ""))
+    table.add_row(
+        "finalization",
+        f"{data['finalization_path'] or '—'}"
+        + (f" (by {data['finalized_by']})" if data.get("finalized_by") else ""),
+    )
     table.add_row("last started", _marker(data["last_started_block"], "started_at"))
     table.add_row("last completed", _marker(data["last_completed_block"], "ended_at"))
     if data.get("error"):
@@ -51,14 +61,19 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     table.add_row("ended", str(data["ended_at"] or "—"))
     table.add_row("duration", f"{data['duration_ms']} ms" if data["duration_ms"] else "—")
     tokens = data["tokens"]
-    table.add_row("cost", f"${data['cost_total']:.6f}  tokens {tokens['total']}"
-                  + (f"  models {', '.join(data['models'])}" if data["models"] else ""))
+    table.add_row(
+        "cost",
+        f"${data['cost_total']:.6f}  tokens {tokens['total']}"
+        + (f"  models {', '.join(data['models'])}" if data["models"] else ""),
+    )
     table.add_row("spans", str(data["trace_span_count"]))
     if data.get("marker_write_failures"):
         table.add_row("marker write failures", str(data["marker_write_failures"]))
     for note in data.get("notes") or []:
-        table.add_row("note", f"late {note.get('status')} result ignored "
-                      f"({note.get('path')}, at {note.get('at')})")
+        table.add_row(
+            "note",
+            f"late {note.get('status')} result ignored ({note.get('path')}, at {note.get('at')})",
+        )
     if data.get("output") is not None:
         text = json.dumps(data["output"], default=str)
         table.add_row("output", text if len(text) < 400 else text[:400] + "…")
@@ -83,8 +98,14 @@ def span_tree(trace: dict[str, Any]) -> Tree:
 
 
 def _styled(label: str, status: str) -> str:
-    colour = {"success": "green", "error": "red", "cancelled": "yellow", "paused": "blue",
-              "abandoned": "yellow", "running": "cyan"}.get(status, "white")
+    colour = {
+        "success": "green",
+        "error": "red",
+        "cancelled": "yellow",
+        "paused": "blue",
+        "abandoned": "yellow",
+        "running": "cyan",
+    }.get(status, "white")
     return f"[{colour}]{status}[/] {escape(label)}"
 
 
@@ -95,9 +116,12 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     for data in rows:
         marker = data["last_completed_block"] or data["last_started_block"]
         table.add_row(
-            data["id"], data["workflow"],
+            data["id"],
+            data["workflow"],
             f"[{STATUS_STYLE.get(data['status'], 'white')}]{data['status']}[/]",
-            data["finalization_path"] or "—", marker["block_id"] if marker else "—",
-            str(data["started_at"])[:19], str(data["duration_ms"] or "—"),
+            data["finalization_path"] or "—",
+            marker["block_id"] if marker else "—",
+            str(data["started_at"])[:19],
+            str(data["duration_ms"] or "—"),
         )
     return table

@@ -36,8 +36,7 @@ class Progress:
         self.lock = threading.Lock()
         self.live: Live | None = None
         if self.live_mode:
-            self.live = Live(self._render(), console=console, refresh_per_second=8,
-                             transient=True)
+            self.live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
             self.live.start()
 
     def __call__(self, event: Event) -> None:
@@ -62,33 +61,42 @@ class Progress:
                 mark = "⏸" if event.paused else ("✓" if event.success else "✗")
                 ms = (event.ended_at - event.started_at) * 1000
                 tail = f" — {event.error}" if event.error else ""
-                self.console.print(f"{mark} {event.block_id} {ms:.0f} ms{tail}",
-                                   highlight=False, markup=False)
+                self.console.print(
+                    f"{mark} {event.block_id} {ms:.0f} ms{tail}", highlight=False, markup=False
+                )
         elif isinstance(event, ContainerStarted):
             self.containers[event.block_id] = [0, event.total, event.block_type]
         elif isinstance(event, IterationCompleted):
-            entry = self.containers.setdefault(event.container_id,
-                                               [0, event.total, event.container_type])
+            entry = self.containers.setdefault(
+                event.container_id, [0, event.total, event.container_type]
+            )
             entry[0] += 1
         elif isinstance(event, ContainerCompleted):
             self.containers.pop(event.block_id, None)
             if not self.live_mode:
                 mark = "✓" if event.success else "✗"
-                self.console.print(f"{mark} {event.block_id} ({event.block_type}, "
-                                   f"{event.iterations} iterations)", highlight=False)
+                self.console.print(
+                    f"{mark} {event.block_id} ({event.block_type}, {event.iterations} iterations)",
+                    highlight=False,
+                )
 
     def _render(self) -> Table:
         table = Table.grid(padding=(0, 1))
         now = time.monotonic()
         for (_path, block_id), (kind, since) in list(self.running.items())[:12]:
-            table.add_row(Text("⠿", style="cyan"), Text(f"{block_id} ({kind})"),
-                          Text(f"{now - since:.1f}s", style="dim"))
+            table.add_row(
+                Text("⠿", style="cyan"),
+                Text(f"{block_id} ({kind})"),
+                Text(f"{now - since:.1f}s", style="dim"),
+            )
         for block_id, (done, total, kind) in self.containers.items():
             of = f"/{total}" if total is not None else ""
-            table.add_row(Text("↻", style="magenta"), Text(f"{block_id} ({kind})"),
-                          Text(f"{done}{of}"))
-        table.add_row(Text(""), Text(f"{self.done} blocks done, {self.failed} failed",
-                                     style="dim"), Text(""))
+            table.add_row(
+                Text("↻", style="magenta"), Text(f"{block_id} ({kind})"), Text(f"{done}{of}")
+            )
+        table.add_row(
+            Text(""), Text(f"{self.done} blocks done, {self.failed} failed", style="dim"), Text("")
+        )
         return table
 
     def stop(self) -> None:

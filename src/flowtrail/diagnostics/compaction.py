@@ -38,9 +38,22 @@ def _summary_span(span: Span, elided: list[int]) -> Span:
 
 
 def _minimal_span(span: Span, elided: list[int]) -> Span:
-    out = {k: span[k] for k in ("name", "type", "block_id", "status", "started_at",
-                                "ended_at", "duration_ms", "error", "iterations", "cost")
-           if k in span}
+    out: dict[str, Any] = {
+        k: span[k]
+        for k in (
+            "name",
+            "type",
+            "block_id",
+            "status",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "error",
+            "iterations",
+            "cost",
+        )
+        if k in span
+    }
     if isinstance(out.get("error"), str):
         out["error"] = out["error"][:_TEXT_LIMIT]
     kept = []
@@ -57,28 +70,46 @@ def _count(span: Span) -> int:
     return 1 + sum(_count(c) for c in span.get("children", []))
 
 
-def compact(root: Span, span_count: int, budget: int = DEFAULT_BUDGET,
-            elided_in_memory: int = 0) -> dict[str, Any]:
+def compact(
+    root: Span, span_count: int, budget: int = DEFAULT_BUDGET, elided_in_memory: int = 0
+) -> dict[str, Any]:
     """The ``execution_data`` document for a finished (or paused) trace."""
     doc: dict[str, Any] = {"trace": root, "truncation": None}
     if elided_in_memory:
-        doc["truncation"] = {"tier": "full", "elided_spans": elided_in_memory,
-                             "reason": "span limit reached while running"}
+        doc["truncation"] = {
+            "tier": "full",
+            "elided_spans": elided_in_memory,
+            "reason": "span limit reached while running",
+        }
     original = _size(doc)
     if original <= budget:
         return doc
     for tier, shrink in (("summary", _summary_span), ("minimal", _minimal_span)):
         elided = [elided_in_memory]
         smaller = shrink(root, elided)
-        doc = {"trace": smaller, "truncation": {
-            "tier": tier, "original_bytes": original, "budget_bytes": budget,
-            "span_count": span_count, "elided_spans": elided[0]}}
+        doc = {
+            "trace": smaller,
+            "truncation": {
+                "tier": tier,
+                "original_bytes": original,
+                "budget_bytes": budget,
+                "span_count": span_count,
+                "elided_spans": elided[0],
+            },
+        }
         size = _size(doc)
         doc["truncation"]["stored_bytes"] = size
         if size <= budget:
             return doc
-    doc = {"trace": None, "truncation": {
-        "tier": "none", "original_bytes": original, "budget_bytes": budget,
-        "span_count": span_count, "elided_spans": span_count,
-        "reason": "even the minimal trace exceeds the budget"}}
+    doc = {
+        "trace": None,
+        "truncation": {
+            "tier": "none",
+            "original_bytes": original,
+            "budget_bytes": budget,
+            "span_count": span_count,
+            "elided_spans": span_count,
+            "reason": "even the minimal trace exceeds the budget",
+        },
+    }
     return doc

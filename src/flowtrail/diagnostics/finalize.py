@@ -50,8 +50,15 @@ def json_safe(value: Any) -> Any:
 
 
 class Finalizer:
-    def __init__(self, recorder: Recorder, run_id: str, started_at: float, *,
-                 masker: Masker, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        run_id: str,
+        started_at: float,
+        *,
+        masker: Masker,
+        budget: int = DEFAULT_BUDGET,
+    ) -> None:
         self.recorder = recorder
         self.store = recorder.store
         self.run_id = run_id
@@ -87,8 +94,7 @@ class Finalizer:
             self.completion_failure = failure
             return self.outcome
         except Exception as exc:
-            log.error("run %s: even the minimal record could not be stored: %s",
-                      self.run_id, exc)
+            log.error("run %s: even the minimal record could not be stored: %s", self.run_id, exc)
             self._failed_kind = path
             self.completion_failure = f"{failure}; minimal record failed too: {exc}"
             return None
@@ -103,8 +109,9 @@ class Finalizer:
             status=result.status,
             path=path,
             finalized_by=FinalizedBy.ENGINE,
-            ended_at=None if path is FinalizationPath.PAUSED else datetime.fromtimestamp(
-                ended, UTC),
+            ended_at=None
+            if path is FinalizationPath.PAUSED
+            else datetime.fromtimestamp(ended, UTC),
             duration_ms=duration_ms(self.started_at, ended),
             output=mask(result.output),
             error_message=mask(result.error) if result.error else None,
@@ -129,8 +136,14 @@ class Finalizer:
             fin,
             path=path,
             output=json_safe(fin.output),
-            execution_data={"trace": None, "truncation": {
-                "tier": "dropped", "reason": failure, "span_count": fin.trace_span_count}},
+            execution_data={
+                "trace": None,
+                "truncation": {
+                    "tier": "dropped",
+                    "reason": failure,
+                    "span_count": fin.trace_span_count,
+                },
+            },
             has_trace_spans=False,
             completion_failure=failure,
         )

@@ -10,6 +10,7 @@ markers never wait; they ride on the next write, or the final one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,9 +20,7 @@ from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.spans import SpanTree
 from flowtrail.engine.events import (
     BlockCompleted,
-    BlockStarted,
     ContainerCompleted,
-    ContainerStarted,
     Event,
     StartEvent,
 )
@@ -77,8 +76,9 @@ class Recorder:
     # -- RunHooks ----------------------------------------------------------------------
     async def block_started(self, event: StartEvent) -> None:
         self.spans.add(event)
-        marker = StartedMarker(event.block_id, event.block_name, event.block_type,
-                               _dt(event.started_at))
+        marker = StartedMarker(
+            event.block_id, event.block_name, event.block_type, _dt(event.started_at)
+        )
         self._note_started(marker)
         await self.flush()
 
@@ -87,8 +87,13 @@ class Recorder:
         if isinstance(event, BlockCompleted):
             if event.paused:
                 return
-            self._note_completed(event.block_id, event.block_name, event.block_type,
-                                 event.ended_at, event.success or event.handled)
+            self._note_completed(
+                event.block_id,
+                event.block_name,
+                event.block_type,
+                event.ended_at,
+                event.success or event.handled,
+            )
             if event.cost:
                 self.cost_total += event.cost
                 self._cost_dirty = True
@@ -98,8 +103,13 @@ class Recorder:
             if event.model:
                 self.models.add(event.model)
         elif isinstance(event, ContainerCompleted) and not event.paused:
-            self._note_completed(event.block_id, event.block_name, event.block_type,
-                                 event.ended_at, event.success or event.handled)
+            self._note_completed(
+                event.block_id,
+                event.block_name,
+                event.block_type,
+                event.ended_at,
+                event.success or event.handled,
+            )
 
     # -- markers -----------------------------------------------------------------------
     def _note_started(self, marker: StartedMarker) -> None:
@@ -108,8 +118,9 @@ class Recorder:
             self.started = marker
             self._pending_started = marker
 
-    def _note_completed(self, block_id: str, name: str, kind: str, ended: float,
-                        success: bool) -> None:
+    def _note_completed(
+        self, block_id: str, name: str, kind: str, ended: float, success: bool
+    ) -> None:
         marker = CompletedMarker(block_id, name, kind, _dt(ended), success)
         if self.completed is None or self.completed.ended_at <= marker.ended_at:
             self.completed = marker
@@ -132,8 +143,9 @@ class Recorder:
         completed, self._pending_completed = self._pending_completed, None
         cost = self.cost_total if self._cost_dirty else None
         self._cost_dirty = False
-        write = ProgressWrite(started, completed, cost,
-                              self.write_failures if self.write_failures else None)
+        write = ProgressWrite(
+            started, completed, cost, self.write_failures if self.write_failures else None
+        )
         try:
             if started or completed or cost is not None:
                 cancel = await self.store.write_progress(self.run_id, write)
@@ -143,8 +155,9 @@ class Recorder:
         except Exception as exc:
             # Superseded by the next write: put back what no newer marker replaced.
             self.write_failures += 1
-            log.warning("progress write for run %s failed (%s); it will be retried", self.run_id,
-                        exc)
+            log.warning(
+                "progress write for run %s failed (%s); it will be retried", self.run_id, exc
+            )
             self._pending_started = self._pending_started or started
             self._pending_completed = self._pending_completed or completed
             self._cost_dirty = self._cost_dirty or cost is not None
@@ -192,8 +205,6 @@ class Recorder:
     async def stop_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-            except asyncio.CancelledError:
-                pass
             self._watch = None

@@ -37,8 +37,9 @@ class SpanTree:
     """Accumulates spans as events arrive. Past ``max_spans``, further spans are counted but
     not kept (the count stays exact; the stored trace says how many were elided)."""
 
-    def __init__(self, workflow: str, started_at: float, masker: Masker,
-                 max_spans: int = 50_000) -> None:
+    def __init__(
+        self, workflow: str, started_at: float, masker: Masker, max_spans: int = 50_000
+    ) -> None:
         self.masker = masker
         self.max_spans = max_spans
         self.count = 1
@@ -48,9 +49,15 @@ class SpanTree:
         self._iterations: dict[Key, Span] = {}
 
     def _span(self, name: str, kind: str, started_at: float, block_id: str | None = None) -> Span:
-        span: Span = {"name": name, "type": kind, "started_at": iso(started_at),
-                      "ended_at": None, "duration_ms": None, "status": "running",
-                      "children": []}
+        span: Span = {
+            "name": name,
+            "type": kind,
+            "started_at": iso(started_at),
+            "ended_at": None,
+            "duration_ms": None,
+            "status": "running",
+            "children": [],
+        }
         if block_id is not None:
             span["block_id"] = block_id
         span["_t0"] = started_at
@@ -104,31 +111,37 @@ class SpanTree:
 
     def add(self, event: Event) -> None:
         if isinstance(event, BlockStarted):
-            self._open(event.path, event.block_id, event.block_name, event.block_type,
-                       event.started_at)
+            self._open(
+                event.path, event.block_id, event.block_name, event.block_type, event.started_at
+            )
         elif isinstance(event, ContainerStarted):
-            span = self._open(event.path, event.block_id, event.block_name, event.block_type,
-                              event.started_at)
+            span = self._open(
+                event.path, event.block_id, event.block_name, event.block_type, event.started_at
+            )
             if event.total is not None:
                 span["total"] = event.total
         elif isinstance(event, BlockCompleted):
             self._complete(event)
         elif isinstance(event, IterationCompleted):
             child_path = (*event.path, _frame(event))
-            key = _key(child_path)
-            span = self._iterations.pop(key, None)
-            if span is None:
-                span = self._parent(child_path, event.started_at)
-                self._iterations.pop(key, None)
+            it_key = _key(child_path)
+            found = self._iterations.pop(it_key, None)
+            if found is None:
+                found = self._parent(child_path, event.started_at)
+                self._iterations.pop(it_key, None)
+            span = found
             span["_t0"] = event.started_at
             span["started_at"] = iso(event.started_at)
             self._close(span, event.ended_at, "success" if event.success else "error")
         elif isinstance(event, ContainerCompleted):
-            key = (_key(event.path), event.block_id)
-            span = self._blocks.pop(key, None) or self._open(
-                event.path, event.block_id, event.block_name, event.block_type,
-                event.started_at)
-            self._blocks.pop(key, None)
+            block_key = (_key(event.path), event.block_id)
+            container = self._blocks.pop(block_key, None)
+            if container is None:
+                container = self._open(
+                    event.path, event.block_id, event.block_name, event.block_type, event.started_at
+                )
+                self._blocks.pop(block_key, None)
+            span = container
             span["iterations"] = event.iterations
             if event.error:
                 span["error"] = self.masker(event.error)
@@ -139,8 +152,9 @@ class SpanTree:
         key = (_key(event.path), event.block_id)
         span = self._blocks.pop(key, None)
         if span is None:
-            span = self._open(event.path, event.block_id, event.block_name, event.block_type,
-                              event.started_at)
+            span = self._open(
+                event.path, event.block_id, event.block_name, event.block_type, event.started_at
+            )
             self._blocks.pop(key, None)
         mask = self.masker
         span["input"] = mask(event.input)
@@ -151,9 +165,11 @@ class SpanTree:
         if event.tries > 1:
             span["tries"] = event.tries
         if event.tokens is not None:
-            span["tokens"] = {"prompt": event.tokens.prompt,
-                              "completion": event.tokens.completion,
-                              "total": event.tokens.total}
+            span["tokens"] = {
+                "prompt": event.tokens.prompt,
+                "completion": event.tokens.completion,
+                "total": event.tokens.total,
+            }
         if event.model:
             span["model"] = event.model
         if event.cost is not None:
@@ -172,8 +188,7 @@ class SpanTree:
         """Close the root and anything still open (abandoned by a cancel or a crash)."""
         for span in list(self._blocks.values()) + list(self._iterations.values()):
             if span["status"] == "running":
-                self._close(span, ended_at, "cancelled" if status == "cancelled" else
-                            "abandoned")
+                self._close(span, ended_at, "cancelled" if status == "cancelled" else "abandoned")
         self._close(self.root, ended_at, status)
         return self.root
 
@@ -207,4 +222,3 @@ def _revive(span: Span) -> Span:
     started = out.get("started_at")
     out["_t0"] = datetime.fromisoformat(started).timestamp() if started else 0.0
     return out
-

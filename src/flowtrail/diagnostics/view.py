@@ -21,12 +21,13 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "finalization_path": rec.finalization_path.value if rec.finalization_path else None,
         "finalized_by": rec.finalized_by.value if rec.finalized_by else None,
         "error": {"message": rec.error_message, "block_id": rec.error_block_id}
-        if rec.error_message or rec.error_block_id else None,
+        if rec.error_message or rec.error_block_id
+        else None,
         "completion_failure": rec.completion_failure,
-        "last_started_block": rec.last_started_block.to_dict()
-        if rec.last_started_block else None,
+        "last_started_block": rec.last_started_block.to_dict() if rec.last_started_block else None,
         "last_completed_block": rec.last_completed_block.to_dict()
-        if rec.last_completed_block else None,
+        if rec.last_completed_block
+        else None,
         "started_at": _iso(rec.started_at),
         "ended_at": _iso(rec.ended_at),
         "duration_ms": rec.duration_ms,
@@ -34,8 +35,11 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "trace_span_count": rec.trace_span_count,
         "has_trace_spans": rec.has_trace_spans,
         "cost_total": rec.cost_total,
-        "tokens": {"prompt": rec.tokens_prompt, "completion": rec.tokens_completion,
-                   "total": rec.tokens_total},
+        "tokens": {
+            "prompt": rec.tokens_prompt,
+            "completion": rec.tokens_completion,
+            "total": rec.tokens_total,
+        },
         "models": rec.models,
         "output": rec.output,
         "input": rec.input,

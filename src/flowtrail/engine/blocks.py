@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from flowtrail.engine.events import Tokens
 from flowtrail.errors import BlockError
 from flowtrail.model import expressions
 from flowtrail.model.compile import block_templates, resolve_call
@@ -25,7 +29,6 @@ from flowtrail.model.definition import (
     WorkflowBlock,
 )
 from flowtrail.model.graph import Node
-from flowtrail.engine.events import Tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class BlockServices:
     agent_base_url: str | None
     agent_api_key: str | None
     search_path: Any
+    threads: Executor | None = None  # sync function blocks; None = the loop's default
     resume_input: Any = None
 
 
@@ -86,13 +90,27 @@ async def prepare(node: Node, render: Render, evaluate: Render) -> Any:
         return render(spec.with_)
     if isinstance(spec, HttpBlock):
         return render(
-            {"method": spec.method, "url": spec.url, "headers": spec.headers,
-             "params": spec.params, "json": spec.json_, "body": spec.body}
+            {
+                "method": spec.method,
+                "url": spec.url,
+                "headers": spec.headers,
+                "params": spec.params,
+                "json": spec.json_,
+                "body": spec.body,
+            }
         )
     if isinstance(spec, AgentBlock):
-        return render({"model": spec.model, "system": spec.system, "prompt": spec.prompt,
-                       "base_url": spec.base_url, "api_key": spec.api_key,
-                       "temperature": spec.temperature, "max_tokens": spec.max_tokens})
+        return render(
+            {
+                "model": spec.model,
+                "system": spec.system,
+                "prompt": spec.prompt,
+                "base_url": spec.base_url,
+                "api_key": spec.api_key,
+                "temperature": spec.temperature,
+                "max_tokens": spec.max_tokens,
+            }
+        )
     if isinstance(spec, ResponseBlock):
         return render(spec.output)
     if isinstance(spec, ConditionBlock):
@@ -105,12 +123,12 @@ async def prepare(node: Node, render: Render, evaluate: Render) -> Any:
         if picked not in spec.routes:
             raise BlockError(
                 f"router picked {picked!r}, which is not one of its routes: "
-                f"{', '.join(spec.routes)}", node.id
+                f"{', '.join(spec.routes)}",
+                node.id,
             )
         return {"route": picked}
     if isinstance(spec, WaitBlock):
-        return {"seconds": render(spec.seconds), "message": render(spec.message),
-                "for": spec.for_}
+        return {"seconds": render(spec.seconds), "message": render(spec.message), "for": spec.for_}
     return None
 
 
@@ -132,12 +150,14 @@ async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResu
         if inspect.iscoroutinefunction(fn):
             value = await fn(**inputs)
         else:
-            value = await asyncio.to_thread(fn, **inputs)
+            call = functools.partial(contextvars.copy_context().run, fn, **inputs)
+            value = await asyncio.get_running_loop().run_in_executor(services.threads, call)
             if inspect.isawaitable(value):
                 value = await value
         if isinstance(value, Reported):
-            return BlockResult({"result": value.value}, tokens=value.tokens, model=value.model,
-                               cost=value.cost)
+            return BlockResult(
+                {"result": value.value}, tokens=value.tokens, model=value.model, cost=value.cost
+            )
         return BlockResult({"result": value})
     if isinstance(spec, HttpBlock):
         return await _http(inputs, services, spec.fail_on_status)
@@ -158,12 +178,14 @@ async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResu
     return BlockResult(dict(inputs) if isinstance(inputs, Mapping) else {})
 
 
-async def _http(inputs: Mapping[str, Any], services: BlockServices,
-                fail_on_status: bool) -> BlockResult:
+async def _http(
+    inputs: Mapping[str, Any], services: BlockServices, fail_on_status: bool
+) -> BlockResult:
     client = services.http or httpx.AsyncClient()
     try:
         response = await client.request(
-            str(inputs["method"]).upper(), str(inputs["url"]),
+            str(inputs["method"]).upper(),
+            str(inputs["url"]),
             headers={k: str(v) for k, v in (inputs["headers"] or {}).items()},
             params=inputs["params"] or None,
             json=inputs["json"],
@@ -187,8 +209,9 @@ async def _http(inputs: Mapping[str, Any], services: BlockServices,
 async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockResult:
     base_url = inputs.get("base_url") or services.agent_base_url
     if not base_url:
-        raise BlockError("agent block has no base_url (set it on the block or "
-                         "FLOWTRAIL_AGENT_BASE_URL)")
+        raise BlockError(
+            "agent block has no base_url (set it on the block or FLOWTRAIL_AGENT_BASE_URL)"
+        )
     api_key = inputs.get("api_key") or services.agent_api_key
     messages = []
     if inputs.get("system"):
@@ -201,16 +224,18 @@ async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockRes
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     client = services.http or httpx.AsyncClient()
     try:
-        response = await client.post(f"{str(base_url).rstrip('/')}/chat/completions",
-                                     json=payload, headers=headers)
+        response = await client.post(
+            f"{str(base_url).rstrip('/')}/chat/completions", json=payload, headers=headers
+        )
     except httpx.HTTPError as exc:
         raise BlockError(f"agent request to {base_url} failed: {exc!r}") from exc
     finally:
         if services.http is None:
             await client.aclose()
     if response.status_code >= 400:
-        raise BlockError(f"agent request failed with HTTP {response.status_code}: "
-                         f"{response.text[:500]}")
+        raise BlockError(
+            f"agent request failed with HTTP {response.status_code}: {response.text[:500]}"
+        )
     try:
         data = response.json()
         content = data["choices"][0]["message"]["content"]
@@ -222,9 +247,11 @@ async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockRes
     cost = services.prices.cost(model, tokens)
     if cost is None:
         cost = services.prices.cost(str(inputs["model"]), tokens)
-    output = {"content": content, "model": model,
-              "tokens": {"prompt": tokens.prompt, "completion": tokens.completion,
-                         "total": tokens.total}}
+    output = {
+        "content": content,
+        "model": model,
+        "tokens": {"prompt": tokens.prompt, "completion": tokens.completion, "total": tokens.total},
+    }
     return BlockResult(output, tokens=tokens, model=model, cost=cost)
 
 

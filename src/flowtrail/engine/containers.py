@@ -50,21 +50,46 @@ class _Lifecycle:
 
     async def start(self, total: int | None) -> None:
         ex, node = self.owner.ex, self.node
-        await ex.started(ContainerStarted(ex.run_id, node.id, node.name, node.type,
-                                          self.owner.path, self.started_at, total))
+        await ex.started(
+            ContainerStarted(
+                ex.run_id, node.id, node.name, node.type, self.owner.path, self.started_at, total
+            )
+        )
 
     def iteration(self, index: int, total: int | None, started_at: float, ok: bool) -> None:
         ex, node = self.owner.ex, self.node
-        ex.emit(IterationCompleted(ex.run_id, node.id, node.type, self.owner.path, index, total,
-                                   started_at, time.time(), ok))
+        ex.emit(
+            IterationCompleted(
+                ex.run_id,
+                node.id,
+                node.type,
+                self.owner.path,
+                index,
+                total,
+                started_at,
+                time.time(),
+                ok,
+            )
+        )
 
     def finish(self, iterations: int, error: str | None = None, paused: bool = False) -> None:
         ex, node = self.owner.ex, self.node
-        ex.emit(ContainerCompleted(
-            ex.run_id, node.id, node.name, node.type, self.owner.path, self.started_at,
-            time.time(), success=error is None, iterations=iterations, error=error,
-            handled=error is not None and node.has_error_edge, paused=paused,
-        ))
+        ex.emit(
+            ContainerCompleted(
+                ex.run_id,
+                node.id,
+                node.name,
+                node.type,
+                self.owner.path,
+                self.started_at,
+                time.time(),
+                success=error is None,
+                iterations=iterations,
+                error=error,
+                handled=error is not None and node.has_error_edge,
+                paused=paused,
+            )
+        )
 
 
 def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Outcome:
@@ -103,8 +128,9 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
                 cstate["total"] = len(cstate["items"])
             total = cstate.get("total")
             if total is not None and total > spec.max_iterations:
-                raise BlockError(f"{total} iterations exceed max_iterations "
-                                 f"({spec.max_iterations})", node.id)
+                raise BlockError(
+                    f"{total} iterations exceed max_iterations ({spec.max_iterations})", node.id
+                )
     except Exception as exc:
         return _failed(life, 0, exc, "could not start")
     total = cstate.get("total")
@@ -114,8 +140,12 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
     while True:
         if total is not None and index >= total:
             break
-        frame_vars = {"index": index, "item": items[index] if items is not None else None,
-                      "total": total, "results": results}
+        frame_vars = {
+            "index": index,
+            "item": items[index] if items is not None else None,
+            "total": total,
+            "results": results,
+        }
         condition = spec.while_ if spec.kind == "while" else None
         current = cstate.pop("current", None)
         if current is None and condition is not None:
@@ -125,9 +155,11 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
             except Exception as exc:
                 return _failed(life, index, exc, f"`while` at iteration {index}")
         if index >= spec.max_iterations:
-            exc = BlockError(f"reached max_iterations ({spec.max_iterations}) and the "
-                             "condition still holds", node.id)
-            return _failed(life, index, exc, "stopped")
+            capped = BlockError(
+                f"reached max_iterations ({spec.max_iterations}) and the condition still holds",
+                node.id,
+            )
+            return _failed(life, index, capped, "stopped")
         if current is None and (owner.ex.pausing or owner.halt.is_set):
             cstate["index"] = index
             life.finish(index, paused=True)
@@ -159,8 +191,14 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
     return Outcome(node, output={"results": results})
 
 
-def _truthy(owner: ScopeRun, node: Node, source: str, frame_vars: dict[str, Any],
-            state: ScopeState | None = None, child: ScopeRun | None = None) -> bool:
+def _truthy(
+    owner: ScopeRun,
+    node: Node,
+    source: str,
+    frame_vars: dict[str, Any],
+    state: ScopeState | None = None,
+    child: ScopeRun | None = None,
+) -> bool:
     context = dict(owner.context(node))
     context["loop"] = frame_vars
     if state is not None:
@@ -195,6 +233,7 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
     results: dict[str, Any] = cstate["results"]
     branches: dict[str, Any] = cstate["branches"]
     limit = spec.max_concurrency or max(total, 1)
+    body = node.scope
     halt = Halt(owner.halt)
     pending = [i for i in range(total) if str(i) not in results]
     running: dict[asyncio.Task[None], tuple[int, ScopeState, float]] = {}
@@ -204,37 +243,35 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
     def launch(i: int) -> None:
         saved = branches.pop(str(i), None)
         state = ScopeState.from_json(saved) if saved else ScopeState()
-        frame_vars = {"index": i, "item": items[i] if items is not None else None,
-                      "total": total}
-        child = owner.child(node.scope, state, Frame(node.id, "parallel", i), frame_vars, halt)
+        frame_vars = {"index": i, "item": items[i] if items is not None else None, "total": total}
+        child = owner.child(body, state, Frame(node.id, "parallel", i), frame_vars, halt)
         running[asyncio.ensure_future(child.run())] = (i, state, time.time())
 
     try:
         while True:
-            while pending and len(running) < limit and not halt.is_set \
-                    and not owner.ex.pausing:
+            while pending and len(running) < limit and not halt.is_set and not owner.ex.pausing:
                 launch(pending.pop(0))
             if not running:
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: running[t][0]):
                 i, state, started = running.pop(task)
-                exc = task.exception()
-                if exc is None:
-                    results[str(i)] = exit_output(node.scope, state)
+                problem = task.exception()
+                if problem is None:
+                    results[str(i)] = exit_output(body, state)
                     life.iteration(i, total, started, True)
-                elif isinstance(exc, ScopePaused):
+                elif isinstance(problem, ScopePaused):
                     paused = True
                     branches[str(i)] = state.to_json()
-                elif isinstance(exc, ScopeFailed):
+                elif isinstance(problem, ScopeFailed):
                     life.iteration(i, total, started, False)
-                    if failure is None and exc.block_id is not None:
-                        failure = ScopeFailed(f"branch {i}: {exc}", exc.block_id)
+                    if failure is None and problem.block_id is not None:
+                        failure = ScopeFailed(f"branch {i}: {problem}", problem.block_id)
                         halt.flag = True
                     elif failure is None:
-                        failure = exc
+                        failure = problem
                 else:
-                    raise exc
+                    raise problem
     finally:
         for task in running:
             task.cancel()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,12 @@ from flowtrail.engine.events import (
 )
 from flowtrail.engine.observers import ObserverHub
 from flowtrail.engine.state import ScopeState, chosen_edges, exit_output, ready_on_resume, settle
-from flowtrail.errors import BlockError, BlockTimeoutError, FlowtrailError
+from flowtrail.errors import (
+    BlockError,
+    BlockTimeoutError,
+    FlowtrailError,
+    ReferenceResolutionError,
+)
 from flowtrail.model import expressions
 from flowtrail.model.definition import FunctionBlock, ResponseBlock, WorkflowBlock
 from flowtrail.model.graph import Node, Scope, Workflow
@@ -119,6 +125,7 @@ class Execution:
         path: Path = (),
         depth: int = 0,
         http: httpx.AsyncClient | None = None,
+        threads: ThreadPoolExecutor | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -127,8 +134,8 @@ class Execution:
         self.options = options or RunOptions()
         self.path = path
         self.depth = depth
-        self.inputs = inputs if resume_state is not None else validate_inputs(
-            workflow.definition, inputs
+        self.inputs = (
+            inputs if resume_state is not None else validate_inputs(workflow.definition, inputs)
         )
         self.resume_state = resume_state
         self.slots = asyncio.Semaphore(self.options.max_concurrency)
@@ -149,6 +156,7 @@ class Execution:
             agent_base_url=self.options.agent_base_url,
             agent_api_key=self.options.agent_api_key,
             search_path=workflow.source.parent if workflow.source else None,
+            threads=threads,
             resume_input=resume_input,
         )
 
@@ -192,19 +200,38 @@ class Execution:
             async with asyncio.timeout(deadline):
                 await root.run()
 
+        # Sync function blocks get this run's own threads, so a block abandoned by a
+        # cancel never holds up the event loop's shutdown.
+        owns_threads = self.services.threads is None
+        if owns_threads:
+            self.services.threads = ThreadPoolExecutor(
+                self.options.max_concurrency, thread_name_prefix="flowtrail-block"
+            )
         # The root scope runs in its own task so that `cancel()` and `response` can stop
         # it without cancelling whoever awaits this run.
         self._task = asyncio.ensure_future(drive())
+        try:
+            return await self._finish(state)
+        finally:
+            if owns_threads and self.services.threads is not None:
+                self.services.threads.shutdown(wait=False, cancel_futures=True)
+                self.services.threads = None
+
+    async def _finish(self, state: ScopeState) -> RunResult:
+        assert self._task is not None
         try:
             await self._task
         except ScopeFailed as exc:
             return RunResult(RunStatus.FAILED, error=str(exc), error_block_id=exc.block_id)
         except ScopePaused:
-            return RunResult(RunStatus.PAUSED, pause_state=state.to_json(),
-                             waiting_blocks=_waiting(state))
+            return RunResult(
+                RunStatus.PAUSED, pause_state=state.to_json(), waiting_blocks=_waiting(state)
+            )
         except TimeoutError:
             return RunResult(
-                RunStatus.FAILED, timed_out=True, error_block_id=None,
+                RunStatus.FAILED,
+                timed_out=True,
+                error_block_id=None,
                 error=f"run exceeded its deadline of {self.options.deadline_seconds:g}s",
             )
         except asyncio.CancelledError:
@@ -229,15 +256,23 @@ class Execution:
     async def run_child(self, node: Node, inputs: Any, path: Path) -> Any:
         assert isinstance(node.spec, WorkflowBlock)
         if self.depth + 1 > MAX_WORKFLOW_DEPTH:
-            raise BlockError(f"maximum workflow call depth ({MAX_WORKFLOW_DEPTH}) exceeded",
-                             node.id)
+            raise BlockError(
+                f"maximum workflow call depth ({MAX_WORKFLOW_DEPTH}) exceeded", node.id
+            )
         child_wf = self.workflow.children.get(node.spec.path)
         if child_wf is None:
             raise BlockError(f"child workflow {node.spec.path} was not loaded", node.id)
         child = Execution(
-            child_wf, inputs, run_id=self.run_id, hooks=self.hooks, observers=self.hub,
-            options=self.options, path=(*path, Frame(node.id, "workflow", 0)),
-            depth=self.depth + 1, http=self.services.http,
+            child_wf,
+            inputs,
+            run_id=self.run_id,
+            hooks=self.hooks,
+            observers=self.hub,
+            options=self.options,
+            path=(*path, Frame(node.id, "workflow", 0)),
+            depth=self.depth + 1,
+            http=self.services.http,
+            threads=self.services.threads,
         )
         result = await child.run()
         if result.status is RunStatus.COMPLETED:
@@ -245,8 +280,7 @@ class Execution:
         if result.status is RunStatus.PAUSED:
             raise BlockError("a child workflow cannot pause for input yet", node.id)
         where = f" at block '{result.error_block_id}'" if result.error_block_id else ""
-        raise BlockError(f"child workflow '{child_wf.name}' failed{where}: {result.error}",
-                         node.id)
+        raise BlockError(f"child workflow '{child_wf.name}' failed{where}: {result.error}", node.id)
 
 
 def _waiting(state: ScopeState) -> tuple[str, ...]:
@@ -261,8 +295,16 @@ def _waiting(state: ScopeState) -> tuple[str, ...]:
 class ScopeRun:
     """Runs one scope (the top level, or one loop iteration / parallel branch) to the end."""
 
-    def __init__(self, ex: Execution, scope: Scope, state: ScopeState, parent: ScopeRun | None,
-                 frame: Frame | None, frame_vars: dict[str, Any], halt: Halt) -> None:
+    def __init__(
+        self,
+        ex: Execution,
+        scope: Scope,
+        state: ScopeState,
+        parent: ScopeRun | None,
+        frame: Frame | None,
+        frame_vars: dict[str, Any],
+        halt: Halt,
+    ) -> None:
         self.ex = ex
         self.scope = scope
         self.state = state
@@ -282,20 +324,20 @@ class ScopeRun:
             if name in scope.state.outputs:
                 return scope.state.outputs[name]
             if name in scope.scope.nodes:
-                raise expressions.ReferenceResolutionError(
+                raise ReferenceResolutionError(
                     f"block '{name}' did not run on this path, so it has no output"
                 )
             if scope.frame is not None and scope.frame.kind == name:
                 return scope.frame_vars
             scope = scope.parent
-        raise expressions.ReferenceResolutionError(f"'{name}' is not available here")
+        raise ReferenceResolutionError(f"'{name}' is not available here")
 
     def context(self, node: Node) -> dict[str, Any]:
         ctx = {}
         for name in self.ex.uses(node):
             try:
                 ctx[name] = self.lookup(name)
-            except expressions.ReferenceResolutionError:
+            except ReferenceResolutionError:
                 if name in expressions.ENV.globals:
                     continue
                 raise
@@ -369,8 +411,9 @@ class ScopeRun:
     async def run_leaf(self, node: Node) -> Outcome:
         ex = self.ex
         started_at = _now()
-        await ex.started(BlockStarted(ex.run_id, node.id, node.name, node.type, self.path,
-                                      started_at))
+        await ex.started(
+            BlockStarted(ex.run_id, node.id, node.name, node.type, self.path, started_at)
+        )
         inputs: Any = None
         tries = 0
         try:
@@ -394,15 +437,34 @@ class ScopeRun:
         ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1)))
         return Outcome(node, output=result.output, handle=result.handle)
 
-    def completed(self, node: Node, started_at: float, inputs: Any, result: BlockResult | None,
-                  error: str | None, tries: int, paused: bool = False) -> BlockCompleted:
+    def completed(
+        self,
+        node: Node,
+        started_at: float,
+        inputs: Any,
+        result: BlockResult | None,
+        error: str | None,
+        tries: int,
+        paused: bool = False,
+    ) -> BlockCompleted:
         return BlockCompleted(
-            self.ex.run_id, node.id, node.name, node.type, self.path, started_at, _now(),
-            success=error is None, input=inputs,
+            self.ex.run_id,
+            node.id,
+            node.name,
+            node.type,
+            self.path,
+            started_at,
+            _now(),
+            success=error is None,
+            input=inputs,
             output=result.output if result is not None else ({"error": error} if error else None),
-            error=error, handled=error is not None and node.has_error_edge, tries=tries,
-            tokens=result.tokens if result else None, model=result.model if result else None,
-            cost=result.cost if result else None, paused=paused,
+            error=error,
+            handled=error is not None and node.has_error_edge,
+            tries=tries,
+            tokens=result.tokens if result else None,
+            model=result.model if result else None,
+            cost=result.cost if result else None,
+            paused=paused,
         )
 
     async def attempt(self, node: Node, inputs: Any) -> tuple[BlockResult, int]:
@@ -422,9 +484,7 @@ class ScopeRun:
                     async with asyncio.timeout(spec.timeout):
                         return await blocks.execute(node, inputs, self.ex.services), tries
                 except TimeoutError:
-                    raise BlockTimeoutError(
-                        f"timed out after {spec.timeout:g}s", node.id
-                    ) from None
+                    raise BlockTimeoutError(f"timed out after {spec.timeout:g}s", node.id) from None
             except PauseRequested:
                 raise
             except Exception as exc:
@@ -442,8 +502,9 @@ class ScopeRun:
         context = self.context(node)
         return lambda source: expressions.evaluate(source, context)
 
-    def child(self, scope: Scope, state: ScopeState, frame: Frame, frame_vars: dict[str, Any],
-              halt: Halt) -> ScopeRun:
+    def child(
+        self, scope: Scope, state: ScopeState, frame: Frame, frame_vars: dict[str, Any], halt: Halt
+    ) -> ScopeRun:
         return ScopeRun(self.ex, scope, state, self, frame, frame_vars, halt)
 
 

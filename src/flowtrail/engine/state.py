@@ -96,9 +96,12 @@ def ready_on_resume(scope: Scope, state: ScopeState) -> list[str]:
     for block_id in scope.nodes:
         if block_id in state.finished or block_id in state.skipped:
             continue
-        if block_id in state.waiting or block_id in state.containers:
-            ready.append(block_id)
-        elif not scope.incoming[block_id] or _resolved(scope, state, block_id):
+        if (
+            block_id in state.waiting
+            or block_id in state.containers
+            or not scope.incoming[block_id]
+            or _resolved(scope, state, block_id)
+        ):
             ready.append(block_id)
     return ready
 

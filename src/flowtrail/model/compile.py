@@ -30,7 +30,9 @@ from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Workflow, anc
 from flowtrail.model.loading import Positions, read_definition
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CONN = re.compile(r"^\s*(?P<src>[A-Za-z_][\w]*)(?:\.(?P<handle>[\w-]+))?\s*->\s*(?P<dst>[A-Za-z_][\w]*)\s*$")
+_CONN = re.compile(
+    r"^\s*(?P<src>[A-Za-z_]\w*)(?:\.(?P<handle>[\w-]+))?\s*->\s*(?P<dst>[A-Za-z_]\w*)\s*$"
+)
 GLOBAL_NAMES = frozenset({"vars", "env", "secrets", "run"})
 MAX_DEPTH = 25
 
@@ -72,8 +74,14 @@ def resolve_call(target: str, search: Path | None = None) -> Callable[..., Any]:
 
 
 class _Compiler:
-    def __init__(self, definition: WorkflowDefinition, positions: Positions,
-                 source: Path | None, depth: int, cache: dict[Path, Workflow]) -> None:
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        positions: Positions,
+        source: Path | None,
+        depth: int,
+        cache: dict[Path, Workflow],
+    ) -> None:
         self.definition = definition
         self.positions = positions
         self.source = source
@@ -85,8 +93,13 @@ class _Compiler:
         self.all_ids: dict[str, tuple[str, ...]] = {}
         self.root_scope: Scope | None = None
 
-    def problem(self, message: str, block_id: str | None = None,
-                path: tuple[str, ...] = (), code: str = "invalid_workflow") -> None:
+    def problem(
+        self,
+        message: str,
+        block_id: str | None = None,
+        path: tuple[str, ...] = (),
+        code: str = "invalid_workflow",
+    ) -> None:
         line = None
         while path:
             if path in self.positions:
@@ -95,21 +108,34 @@ class _Compiler:
             path = path[:-1]
         self.problems.append(Problem(message, block_id, line, self.filename, code))
 
-    def scope(self, blocks: Mapping[str, BlockBase], connections: list[str],
-              path: tuple[str, ...], container: str | None) -> Scope:
+    def scope(
+        self,
+        blocks: Mapping[str, BlockBase],
+        connections: list[str],
+        path: tuple[str, ...],
+        container: str | None,
+    ) -> Scope:
         nodes: dict[str, Node] = {}
         for block_id, spec in blocks.items():
             bpath = (*path, "blocks", block_id)
             if not _ID.match(block_id):
-                self.problem("block ids must be letters, digits and _, not starting with a digit",
-                             block_id, bpath, "invalid_id")
+                self.problem(
+                    "block ids must be letters, digits and _, not starting with a digit",
+                    block_id,
+                    bpath,
+                    "invalid_id",
+                )
                 continue
             if block_id in RESERVED_IDS:
                 self.problem(f"'{block_id}' is a reserved name", block_id, bpath, "invalid_id")
                 continue
             if block_id in self.all_ids:
-                self.problem("duplicate block id (ids are unique across the whole workflow)",
-                             block_id, bpath, "duplicate_id")
+                self.problem(
+                    "duplicate block id (ids are unique across the whole workflow)",
+                    block_id,
+                    bpath,
+                    "duplicate_id",
+                )
                 continue
             self.all_ids[block_id] = bpath
             kind = getattr(spec, "type")  # noqa: B009 - every block model has it
@@ -118,8 +144,9 @@ class _Compiler:
             inner: Scope | None = None
             if isinstance(spec, LoopBlock | ParallelBlock):
                 if not spec.blocks:
-                    self.problem(f"empty {kind}: it has no blocks inside", block_id, bpath,
-                                 "empty_container")
+                    self.problem(
+                        f"empty {kind}: it has no blocks inside", block_id, bpath, "empty_container"
+                    )
                 inner = self.scope(spec.blocks, spec.connections, bpath, block_id)
             self.check_block(block_id, spec, bpath)
             nodes[block_id] = Node(block_id, spec.name or block_id, kind, spec, False, inner)
@@ -134,41 +161,65 @@ class _Compiler:
             incoming[e.target].append(e.index)
             outgoing[e.source].append(e.index)
         entries = tuple(k for k in nodes if not incoming[k])
-        scope = Scope(nodes, tuple(edges), {k: tuple(v) for k, v in incoming.items()},
-                      {k: tuple(v) for k, v in outgoing.items()}, entries, container)
+        scope = Scope(
+            nodes,
+            tuple(edges),
+            {k: tuple(v) for k, v in incoming.items()},
+            {k: tuple(v) for k, v in outgoing.items()},
+            entries,
+            container,
+        )
         self.check_cycles(scope, path)
         return scope
 
-    def edges(self, nodes: Mapping[str, Node], connections: list[str],
-              path: tuple[str, ...]) -> list[Edge]:
+    def edges(
+        self, nodes: Mapping[str, Node], connections: list[str], path: tuple[str, ...]
+    ) -> list[Edge]:
         edges: list[Edge] = []
         seen: set[tuple[str, str | None, str]] = set()
         for i, text in enumerate(connections):
             cpath = (*path, "connections", str(i))
             m = _CONN.match(text)
             if m is None:
-                self.problem(f"connection {text!r} must look like 'source[.handle] -> target'",
-                             None, cpath, "invalid_connection")
+                self.problem(
+                    f"connection {text!r} must look like 'source[.handle] -> target'",
+                    None,
+                    cpath,
+                    "invalid_connection",
+                )
                 continue
             src, handle, dst = m["src"], m["handle"], m["dst"]
             bad = False
             for end in (src, dst):
                 if end not in nodes:
                     where = "in this container" if path else "at the top level"
-                    self.problem(f"connection {text!r} names block '{end}', which does not exist "
-                                 f"{where}", end, cpath, "missing_block")
+                    self.problem(
+                        f"connection {text!r} names block '{end}', which does not exist {where}",
+                        end,
+                        cpath,
+                        "missing_block",
+                    )
                     bad = True
             if bad:
                 continue
             allowed = handles(nodes[src])
             if handle is not None and handle not in allowed:
                 names = ", ".join(sorted(h for h in allowed if h)) or "none"
-                self.problem(f"connection {text!r}: block '{src}' has no handle '{handle}' "
-                             f"(handles: {names})", src, cpath, "unknown_handle")
+                self.problem(
+                    f"connection {text!r}: block '{src}' has no handle '{handle}' "
+                    f"(handles: {names})",
+                    src,
+                    cpath,
+                    "unknown_handle",
+                )
                 continue
             if nodes[dst].type == "start":
-                self.problem(f"connection {text!r} leads into the start block", dst, cpath,
-                             "invalid_connection")
+                self.problem(
+                    f"connection {text!r} leads into the start block",
+                    dst,
+                    cpath,
+                    "invalid_connection",
+                )
                 continue
             if (src, handle, dst) in seen:
                 continue
@@ -184,9 +235,14 @@ class _Compiler:
             for idx in scope.outgoing[block]:
                 nxt = scope.edges[idx].target
                 if state.get(nxt) == 1:
-                    cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [block, nxt]
-                    self.problem(f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block "
-                                 "to repeat work)", nxt, (*path, "connections"), "cycle")
+                    cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [block, nxt]
+                    self.problem(
+                        f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block "
+                        "to repeat work)",
+                        nxt,
+                        (*path, "connections"),
+                        "cycle",
+                    )
                     return True
                 if nxt not in state and visit(nxt, [*trail, nxt]):
                     return True
@@ -200,14 +256,22 @@ class _Compiler:
     def check_start(self, root: Scope) -> None:
         starts = [n.id for n in root.nodes.values() if n.type == "start"]
         if len(starts) != 1:
-            self.problem(f"a workflow needs exactly one start block (found {len(starts)})",
-                         None, ("blocks",), "missing_start")
+            self.problem(
+                f"a workflow needs exactly one start block (found {len(starts)})",
+                None,
+                ("blocks",),
+                "missing_start",
+            )
             return
         for entry in root.entries:
             if entry != starts[0]:
-                self.problem("block has no incoming connection, so it would never run; "
-                             f"connect it from '{starts[0]}' or another block", entry,
-                             self.all_ids.get(entry, ()), "unreachable_block")
+                self.problem(
+                    "block has no incoming connection, so it would never run; "
+                    f"connect it from '{starts[0]}' or another block",
+                    entry,
+                    self.all_ids.get(entry, ()),
+                    "unreachable_block",
+                )
 
     def check_block(self, block_id: str, spec: BlockBase, bpath: tuple[str, ...]) -> None:
         base = self.source.parent if self.source else Path.cwd()
@@ -235,8 +299,7 @@ class _Compiler:
             except ValueError as exc:
                 self.problem(str(exc), block_id, bpath, "invalid_expression")
 
-    def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...],
-              base: Path) -> None:
+    def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
         target = (base / spec.path).resolve()
         if target in self.cache:
             self.children[spec.path] = self.cache[target]
@@ -244,18 +307,21 @@ class _Compiler:
         if self.depth >= MAX_DEPTH:
             return  # recursion is checked again (and enforced) at run time
         try:
-            self.children[spec.path] = compile_file(target, depth=self.depth + 1,
-                                                    cache=self.cache)
+            self.children[spec.path] = compile_file(target, depth=self.depth + 1, cache=self.cache)
         except WorkflowValidationError as exc:
             for p in exc.problems:
-                self.problem(f"child workflow {spec.path}: {p}", block_id, (*bpath, "path"),
-                             p.code)
+                self.problem(f"child workflow {spec.path}: {p}", block_id, (*bpath, "path"), p.code)
         except Exception as exc:
-            self.problem(f"child workflow {spec.path}: {exc}", block_id, (*bpath, "path"),
-                         "invalid_child_workflow")
+            self.problem(
+                f"child workflow {spec.path}: {exc}",
+                block_id,
+                (*bpath, "path"),
+                "invalid_child_workflow",
+            )
 
-    def check_references(self, scope: Scope, outer: list[tuple[Scope, str]],
-                         visible_outer: set[str]) -> None:
+    def check_references(
+        self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: set[str]
+    ) -> None:
         """Every template names something that exists and runs before it."""
         kinds = {s.nodes[c].type for s, c in outer}
         for node in scope.nodes.values():
@@ -274,23 +340,43 @@ class _Compiler:
             if node.scope is not None:
                 self.check_references(node.scope, [*outer, (scope, node.id)], before)
 
-    def check_reference(self, node: Node, name: str, attrs: tuple[str, ...],
-                        visible: set[str], containers: set[str], local: set[str]) -> None:
+    def check_reference(
+        self,
+        node: Node,
+        name: str,
+        attrs: tuple[str, ...],
+        visible: set[str],
+        containers: set[str],
+        local: set[str],
+    ) -> None:
         path = self.all_ids.get(node.id, ())
         if name in GLOBAL_NAMES or name in local or name in expressions.ENV.globals:
             return
         if name in ("loop", "parallel"):
             if name not in containers:
-                self.problem(f"'{name}.*' is only available inside a {name} block", node.id,
-                             path, "bad_reference")
+                self.problem(
+                    f"'{name}.*' is only available inside a {name} block",
+                    node.id,
+                    path,
+                    "bad_reference",
+                )
             return
         if name not in self.all_ids:
-            self.problem(f"reference to '{name}', which is not a block in this workflow",
-                         node.id, path, "bad_reference")
+            self.problem(
+                f"reference to '{name}', which is not a block in this workflow",
+                node.id,
+                path,
+                "bad_reference",
+            )
             return
         if name not in visible:
-            self.problem(f"reference to '{name}', which does not run before this block "
-                         "(connect it upstream)", node.id, path, "bad_reference")
+            self.problem(
+                f"reference to '{name}', which does not run before this block "
+                "(connect it upstream)",
+                node.id,
+                path,
+                "bad_reference",
+            )
             return
         target = self._find(name)
         if target is None or not attrs:
@@ -299,9 +385,13 @@ class _Compiler:
         if target.type == "start" and self.definition.inputs:
             fields = frozenset(self.definition.inputs)
         if fields is not None and attrs[0] not in fields and attrs[0] != "error":
-            self.problem(f"'{name}.{attrs[0]}' does not exist; a {target.type} block "
-                         f"provides: {', '.join(sorted(fields))}", node.id, path,
-                         "bad_reference")
+            self.problem(
+                f"'{name}.{attrs[0]}' does not exist; a {target.type} block "
+                f"provides: {', '.join(sorted(fields))}",
+                node.id,
+                path,
+                "bad_reference",
+            )
 
     def _find(self, block_id: str) -> Node | None:
         return None if self.root_scope is None else find_node(self.root_scope, block_id)
@@ -357,9 +447,14 @@ def block_templates(spec: BlockBase) -> Iterator[tuple[Any, bool]]:
         yield "{{ " + spec.pick + " }}", False
 
 
-def compile_definition(definition: WorkflowDefinition, *, positions: Positions | None = None,
-                       source: Path | None = None, depth: int = 0,
-                       cache: dict[Path, Workflow] | None = None) -> Workflow:
+def compile_definition(
+    definition: WorkflowDefinition,
+    *,
+    positions: Positions | None = None,
+    source: Path | None = None,
+    depth: int = 0,
+    cache: dict[Path, Workflow] | None = None,
+) -> Workflow:
     compiler = _Compiler(definition, positions or {}, source, depth, cache or {})
     root = compiler.scope(definition.blocks, definition.connections, (), None)
     compiler.root_scope = root
@@ -371,10 +466,12 @@ def compile_definition(definition: WorkflowDefinition, *, positions: Positions |
     return Workflow(definition, root, source, compiler.children)
 
 
-def compile_file(path: str | Path, *, depth: int = 0,
-                 cache: dict[Path, Workflow] | None = None) -> Workflow:
+def compile_file(
+    path: str | Path, *, depth: int = 0, cache: dict[Path, Workflow] | None = None
+) -> Workflow:
     file = Path(path).resolve()
     definition, positions = read_definition(file)
     cache = {} if cache is None else cache
-    return compile_definition(definition, positions=positions, source=file, depth=depth,
-                              cache=cache)
+    return compile_definition(
+        definition, positions=positions, source=file, depth=depth, cache=cache
+    )

@@ -57,9 +57,7 @@ class HttpBlock(BlockBase):
     params: dict[str, Any] = Field(default_factory=dict)
     json_: Any = Field(None, alias="json")
     body: str | None = None
-    fail_on_status: bool = Field(
-        True, description="Treat a 4xx/5xx response as a block failure."
-    )
+    fail_on_status: bool = Field(True, description="Treat a 4xx/5xx response as a block failure.")
 
 
 class AgentBlock(BlockBase):

@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Any, NoReturn
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.utils import missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
 from flowtrail.errors import ReferenceResolutionError
 
@@ -40,9 +40,7 @@ class _Undefined(StrictUndefined):
         if obj is missing:
             raise UnknownNameError(f"'{name}' is not defined")
         if obj is not None and not isinstance(obj, _Undefined) and name is not None:
-            raise ReferenceResolutionError(
-                f"'{name}' does not exist; available: {_available(obj)}"
-            )
+            raise ReferenceResolutionError(f"'{name}' does not exist; available: {_available(obj)}")
         raise ReferenceResolutionError(self._undefined_message)
 
 
@@ -113,6 +111,7 @@ def compile_template(source: str) -> Evaluator:
         template = ENV.from_string(source)
     except TemplateSyntaxError as exc:
         raise ValueError(f"invalid template {source!r}: {exc.message}") from exc
+
     def render_text(context: Mapping[str, Any]) -> Any:
         try:
             return template.render(**context)

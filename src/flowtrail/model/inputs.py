@@ -49,8 +49,9 @@ def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
             values[name] = None
     unknown = sorted(set(raw) - set(definition.inputs))
     if unknown:
-        problems.append(f"unknown input(s): {', '.join(unknown)} "
-                        f"(declared: {', '.join(definition.inputs)})")
+        problems.append(
+            f"unknown input(s): {', '.join(unknown)} (declared: {', '.join(definition.inputs)})"
+        )
     if problems:
         raise InputError("invalid run input: " + "; ".join(problems))
     return values

@@ -44,13 +44,19 @@ def parse_document(text: str, *, filename: str | None = None) -> tuple[Any, Posi
     """Parse YAML (JSON is YAML too, but gets JSON's own error messages)."""
     positions: Positions = {}
     stripped = text.lstrip()
-    if filename and filename.endswith(".json") or stripped.startswith("{"):
+    if (filename and filename.endswith(".json")) or stripped.startswith("{"):
         try:
             return json.loads(text), positions
         except json.JSONDecodeError as exc:
             raise WorkflowParseError(
-                [Problem(f"malformed JSON: {exc.msg}", line=exc.lineno, file=filename,
-                         code="malformed_workflow")]
+                [
+                    Problem(
+                        f"malformed JSON: {exc.msg}",
+                        line=exc.lineno,
+                        file=filename,
+                        code="malformed_workflow",
+                    )
+                ]
             ) from exc
     try:
         data = yaml.safe_load(text)
@@ -60,8 +66,11 @@ def parse_document(text: str, *, filename: str | None = None) -> tuple[Any, Posi
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise WorkflowParseError(
-            [Problem(f"malformed YAML: {reason}", line=line, file=filename,
-                     code="malformed_workflow")]
+            [
+                Problem(
+                    f"malformed YAML: {reason}", line=line, file=filename, code="malformed_workflow"
+                )
+            ]
         ) from exc
     problems: list[Problem] = []
     if node is not None:
@@ -114,13 +123,22 @@ def _check_types(data: Any, path: tuple[str, ...], positions: Positions) -> list
     for block_id, block in blocks.items():
         where = (*path, "blocks", str(block_id))
         if not isinstance(block, dict):
-            problems.append(Problem("a block must be a mapping", str(block_id),
-                                    _line(positions, where), code="invalid_block"))
+            problems.append(
+                Problem(
+                    "a block must be a mapping",
+                    str(block_id),
+                    _line(positions, where),
+                    code="invalid_block",
+                )
+            )
             continue
         kind = block.get("type")
         if kind is None:
-            problems.append(Problem("missing `type:`", str(block_id), _line(positions, where),
-                                    code="missing_type"))
+            problems.append(
+                Problem(
+                    "missing `type:`", str(block_id), _line(positions, where), code="missing_type"
+                )
+            )
         elif kind not in BLOCK_TYPES:
             problems.append(
                 Problem(
@@ -141,8 +159,13 @@ def definition_from_data(
     positions = positions or {}
     if not isinstance(data, dict):
         raise WorkflowValidationError(
-            [Problem("a workflow file must be a mapping with `name:` and `blocks:`",
-                     file=filename, line=1)]
+            [
+                Problem(
+                    "a workflow file must be a mapping with `name:` and `blocks:`",
+                    file=filename,
+                    line=1,
+                )
+            ]
         )
     problems = _check_types(data, (), positions)
     if problems:
@@ -157,8 +180,13 @@ def definition_from_data(
             field_path = ".".join(clean)
             msg = err["msg"].removeprefix("Value error, ")
             found.append(
-                Problem(f"{field_path}: {msg}" if field_path else msg, block,
-                        _line(positions, clean), filename, code="invalid_field")
+                Problem(
+                    f"{field_path}: {msg}" if field_path else msg,
+                    block,
+                    _line(positions, clean),
+                    filename,
+                    code="invalid_field",
+                )
             )
         raise WorkflowValidationError(found) from exc
 
@@ -169,8 +197,13 @@ def read_definition(path: str | Path) -> tuple[WorkflowDefinition, Positions]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise WorkflowParseError(
-            [Problem(f"cannot read workflow file: {exc.strerror}", file=str(file),
-                     code="file_not_found")]
+            [
+                Problem(
+                    f"cannot read workflow file: {exc.strerror}",
+                    file=str(file),
+                    code="file_not_found",
+                )
+            ]
         ) from exc
     data, positions = parse_document(text, filename=str(file))
     return definition_from_data(data, positions, filename=str(file)), positions
