@@ -73,48 +73,92 @@ class Runner:
     def _options(self, workflow: Workflow) -> RunOptions:
         s = self.settings
         deadline = s.run_timeout or workflow.definition.timeout
-        return RunOptions(max_concurrency=s.max_concurrency, deadline_seconds=deadline,
-                          prices=s.prices, agent_base_url=s.agent_base_url,
-                          agent_api_key=s.agent_api_key, env=s.env, secrets=s.secrets)
+        return RunOptions(
+            max_concurrency=s.max_concurrency,
+            deadline_seconds=deadline,
+            prices=s.prices,
+            agent_base_url=s.agent_base_url,
+            agent_api_key=s.agent_api_key,
+            env=s.env,
+            secrets=s.secrets,
+        )
 
-    async def start(self, workflow: Workflow, inputs: Any = None, *, trigger: str = "python",
-                    observers: Sequence[Observer] = (), run_id: str | None = None) -> RunHandle:
+    async def start(
+        self,
+        workflow: Workflow,
+        inputs: Any = None,
+        *,
+        trigger: str = "python",
+        observers: Sequence[Observer] = (),
+        run_id: str | None = None,
+    ) -> RunHandle:
         """Validate the input, write the run row, and start running. Raises ``InputError``
         (nothing written) for bad input."""
         values = validate_inputs(workflow.definition, inputs)
+        options = self._options(workflow)
         run_id = run_id or new_run_id()
         started_at = time.time()
         hub = ObserverHub(list(observers))
         masker = Masker(self.settings.masked_secrets)
         recorder: Recorder | None = None
         if self.store is not None:
-            await self.store.put_snapshot(workflow.definition_hash, workflow.name,
-                                          workflow.document)
-            await self.store.create_run(NewRun(
-                id=run_id, workflow_name=workflow.name, snapshot_hash=workflow.definition_hash,
-                status=RunStatus.RUNNING, trigger=trigger,
-                started_at=datetime.fromtimestamp(started_at, UTC), input=masker(values),
-            ))
+            await self.store.put_snapshot(
+                workflow.definition_hash, workflow.name, workflow.document
+            )
+            await self.store.create_run(
+                NewRun(
+                    id=run_id,
+                    workflow_name=workflow.name,
+                    snapshot_hash=workflow.definition_hash,
+                    status=RunStatus.RUNNING,
+                    trigger=trigger,
+                    started_at=datetime.fromtimestamp(started_at, UTC),
+                    input=masker(values),
+                    deadline_at=datetime.fromtimestamp(started_at + options.deadline_seconds, UTC)
+                    if options.deadline_seconds
+                    else None,
+                )
+            )
             recorder = self._recorder(run_id, workflow, started_at, masker)
-        execution = Execution(workflow, values, run_id=run_id, hooks=recorder, observers=hub,
-                              options=self._options(workflow))
+        execution = Execution(
+            workflow,
+            values,
+            run_id=run_id,
+            hooks=recorder,
+            observers=hub,
+            options=options,
+        )
         task = asyncio.ensure_future(
-            self._drive(execution, recorder, hub, started_at, masker, resumed=False))
+            self._drive(execution, recorder, hub, started_at, masker, resumed=False)
+        )
         return RunHandle(run_id, execution, task)
 
-    def _recorder(self, run_id: str, workflow: Workflow, started_at: float,
-                  masker: Masker) -> Recorder:
+    def _recorder(
+        self, run_id: str, workflow: Workflow, started_at: float, masker: Masker
+    ) -> Recorder:
         assert self.store is not None
-        return Recorder(self.store, run_id, workflow.name, started_at, masker=masker,
-                        cancel_poll_seconds=self.settings.cancel_poll_seconds,
-                        max_spans=self.settings.max_spans_in_memory)
+        return Recorder(
+            self.store,
+            run_id,
+            workflow.name,
+            started_at,
+            masker=masker,
+            cancel_poll_seconds=self.settings.cancel_poll_seconds,
+            max_spans=self.settings.max_spans_in_memory,
+        )
 
     async def run(self, workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunReport:
         handle = await self.start(workflow, inputs, **kwargs)
         return await handle.result()
 
-    async def resume(self, workflow: Workflow, run_id: str, resume_input: Any = None, *,
-                     observers: Sequence[Observer] = ()) -> RunHandle:
+    async def resume(
+        self,
+        workflow: Workflow,
+        run_id: str,
+        resume_input: Any = None,
+        *,
+        observers: Sequence[Observer] = (),
+    ) -> RunHandle:
         """Continue a paused run from its snapshot. ``RunStateError`` if it is not paused."""
         if self.store is None:
             raise RunStateError("resuming needs the durable record (a database)")
@@ -124,24 +168,44 @@ class Runner:
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
-        trace = (row.execution_data or {}).get("trace") if isinstance(
-            row.execution_data, dict) else None
+        trace = (
+            (row.execution_data or {}).get("trace")
+            if isinstance(row.execution_data, dict)
+            else None
+        )
         if isinstance(trace, dict):
             recorder.spans.seed(trace)
         recorder.cost_total = row.cost_total
-        recorder.tokens_prompt, recorder.tokens_completion = row.tokens_prompt, \
-            row.tokens_completion
+        recorder.tokens_prompt, recorder.tokens_completion = (
+            row.tokens_prompt,
+            row.tokens_completion,
+        )
         recorder.models.update(row.models)
         hub = ObserverHub(list(observers))
-        execution = Execution(workflow, row.pause_state.get("inputs"), run_id=run_id,
-                              hooks=recorder, observers=hub, options=self._options(workflow),
-                              resume_state=row.pause_state["state"], resume_input=resume_input)
+        execution = Execution(
+            workflow,
+            row.pause_state.get("inputs"),
+            run_id=run_id,
+            hooks=recorder,
+            observers=hub,
+            options=self._options(workflow),
+            resume_state=row.pause_state["state"],
+            resume_input=resume_input,
+        )
         task = asyncio.ensure_future(
-            self._drive(execution, recorder, hub, started_at, masker, resumed=True))
+            self._drive(execution, recorder, hub, started_at, masker, resumed=True)
+        )
         return RunHandle(run_id, execution, task)
 
-    async def _drive(self, execution: Execution, recorder: Recorder | None, hub: ObserverHub,
-                     started_at: float, masker: Masker, resumed: bool) -> RunReport:
+    async def _drive(
+        self,
+        execution: Execution,
+        recorder: Recorder | None,
+        hub: ObserverHub,
+        started_at: float,
+        masker: Masker,
+        resumed: bool,
+    ) -> RunReport:
         run_id = execution.run_id
         hub.start()
         hub.publish(RunStarted(run_id, execution.workflow.name, time.time(), resumed))
@@ -149,8 +213,9 @@ class Runner:
         if recorder is not None:
             recorder.on_cancel_requested = execution.cancel
             recorder.start_watch()
-            finalizer = Finalizer(recorder, run_id, started_at, masker=masker,
-                                  budget=self.settings.trace_budget_bytes)
+            finalizer = Finalizer(
+                recorder, run_id, started_at, masker=masker, budget=self.settings.trace_budget_bytes
+            )
         try:
             result = await execution.run()
         except asyncio.CancelledError:
@@ -160,11 +225,17 @@ class Runner:
             result = RunResult(RunStatus.FAILED, error=f"internal engine error: {exc!r}")
         if result.status is RunStatus.PAUSED:
             result = RunResult(
-                RunStatus.PAUSED, output={"paused": True, "waiting": list(result.waiting_blocks)},
-                pause_state={"state": result.pause_state, "inputs": execution.inputs,
-                             "waiting": list(result.waiting_blocks),
-                             "source": str(execution.workflow.source or "") or None},
-                waiting_blocks=result.waiting_blocks)
+                RunStatus.PAUSED,
+                output={"paused": True, "waiting": list(result.waiting_blocks)},
+                pause_state={
+                    "state": result.pause_state,
+                    "inputs": execution.inputs,
+                    "waiting": list(result.waiting_blocks),
+                    "message": "; ".join(execution.pause_messages.values()) or None,
+                    "source": str(execution.workflow.source or "") or None,
+                },
+                waiting_blocks=result.waiting_blocks,
+            )
         persisted: FinalizeOutcome | None = None
         failure: str | None = None
         if recorder is not None and finalizer is not None:
@@ -173,14 +244,31 @@ class Runner:
             if persisted is None:
                 persisted = await finalizer.force_fail(
                     f"the run ended {result.status.value} but its record could not be stored: "
-                    f"{finalizer.completion_failure}")
+                    f"{finalizer.completion_failure}"
+                )
                 if persisted is not None:
                     result = RunResult(RunStatus.FAILED, error=finalizer.completion_failure)
             failure = finalizer.completion_failure
         status = persisted.status if persisted is not None else result.status
-        hub.publish(RunFinished(run_id, status.value, time.time(), result.output, result.error,
-                                result.error_block_id))
+        hub.publish(
+            RunFinished(
+                run_id,
+                status.value,
+                time.time(),
+                result.output,
+                result.error,
+                result.error_block_id,
+            )
+        )
         await hub.close(self.settings.observer_grace_seconds)
-        return RunReport(run_id, execution.workflow.name, status, masker(result.output),
-                         masker(result.error) if result.error else None, result.error_block_id,
-                         persisted, result.waiting_blocks, failure)
+        return RunReport(
+            run_id,
+            execution.workflow.name,
+            status,
+            masker(result.output),
+            masker(result.error) if result.error else None,
+            result.error_block_id,
+            persisted,
+            result.waiting_blocks,
+            failure,
+        )

@@ -53,10 +53,8 @@ class Settings:
                     values[name] = conv(env[key])
                 except ValueError:
                     raise FlowtrailError(f"{key}={env[key]!r} is not a valid number") from None
-        values["agent_base_url"] = env.get("FLOWTRAIL_AGENT_BASE_URL") or env.get(
-            "OPENAI_BASE_URL")
-        values["agent_api_key"] = env.get("FLOWTRAIL_AGENT_API_KEY") or env.get(
-            "OPENAI_API_KEY")
+        values["agent_base_url"] = env.get("FLOWTRAIL_AGENT_BASE_URL") or env.get("OPENAI_BASE_URL")
+        values["agent_api_key"] = env.get("FLOWTRAIL_AGENT_API_KEY") or env.get("OPENAI_API_KEY")
         values["secrets"] = {
             k.removeprefix(SECRET_PREFIX): v for k, v in env.items() if k.startswith(SECRET_PREFIX)
         }

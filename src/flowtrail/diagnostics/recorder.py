@@ -92,7 +92,7 @@ class Recorder:
                 event.block_name,
                 event.block_type,
                 event.ended_at,
-                event.success or event.handled,
+                event.success,
             )
             if event.cost:
                 self.cost_total += event.cost
@@ -108,7 +108,7 @@ class Recorder:
                 event.block_name,
                 event.block_type,
                 event.ended_at,
-                event.success or event.handled,
+                event.success,
             )
 
     # -- markers -----------------------------------------------------------------------

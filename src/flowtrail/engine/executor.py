@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,7 +125,7 @@ class Execution:
         path: Path = (),
         depth: int = 0,
         http: httpx.AsyncClient | None = None,
-        threads: ThreadPoolExecutor | None = None,
+        threads: Executor | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -140,6 +140,7 @@ class Execution:
         self.resume_state = resume_state
         self.slots = asyncio.Semaphore(self.options.max_concurrency)
         self.pausing = False
+        self.pause_messages: dict[str, str] = {}
         self.cancelled = False
         self.response: tuple[Any] | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -427,6 +428,8 @@ class ScopeRun:
                 inputs = await blocks.prepare(node, self.render_for(node), self.eval_for(node))
                 result, tries = await self.attempt(node, inputs)
         except PauseRequested:
+            if isinstance(inputs, dict) and inputs.get("message"):
+                ex.pause_messages[node.id] = str(inputs["message"])
             ex.emit(self.completed(node, started_at, inputs, None, None, tries, paused=True))
             return Outcome(node, paused={})
         except Exception as exc:

@@ -228,30 +228,37 @@ class _Compiler:
         return edges
 
     def check_cycles(self, scope: Scope, path: tuple[str, ...]) -> None:
-        state: dict[str, int] = {}
-
-        def visit(block: str, trail: list[str]) -> bool:
-            state[block] = 1
+        # Kahn's algorithm: whatever cannot be ordered lies on (or behind) a cycle.
+        indegree = {b: len(scope.incoming[b]) for b in scope.nodes}
+        queue = [b for b, n in indegree.items() if n == 0]
+        while queue:
+            block = queue.pop()
             for idx in scope.outgoing[block]:
-                nxt = scope.edges[idx].target
-                if state.get(nxt) == 1:
-                    cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [block, nxt]
-                    self.problem(
-                        f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block "
-                        "to repeat work)",
-                        nxt,
-                        (*path, "connections"),
-                        "cycle",
-                    )
-                    return True
-                if nxt not in state and visit(nxt, [*trail, nxt]):
-                    return True
-            state[block] = 2
-            return False
-
-        for block in scope.nodes:
-            if block not in state and visit(block, [block]):
-                return
+                target = scope.edges[idx].target
+                indegree[target] -= 1
+                if indegree[target] == 0:
+                    queue.append(target)
+        stuck = {b for b, n in indegree.items() if n > 0}
+        if not stuck:
+            return
+        # Walk backwards inside the stuck set until a block repeats: that is a cycle.
+        current = min(stuck)
+        trail: list[str] = []
+        while current not in trail:
+            trail.append(current)
+            current = next(
+                scope.edges[i].source
+                for i in scope.incoming[current]
+                if scope.edges[i].source in stuck
+            )
+        cycle = list(reversed(trail[trail.index(current) :]))
+        cycle.append(cycle[0])
+        self.problem(
+            f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block to repeat work)",
+            cycle[0],
+            (*path, "connections"),
+            "cycle",
+        )
 
     def check_start(self, root: Scope) -> None:
         starts = [n.id for n in root.nodes.values() if n.type == "start"]
