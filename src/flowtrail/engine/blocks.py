@@ -83,7 +83,7 @@ class BlockServices:
     resume_input: Any = None
 
 
-async def prepare(node: Node, render: Render, evaluate: Render) -> Any:
+def prepare(node: Node, render: Render, evaluate: Render) -> Any:
     """Resolve a block's inputs from templates and expressions (not retried)."""
     spec = node.spec
     if isinstance(spec, FunctionBlock | WorkflowBlock):
@@ -132,22 +132,24 @@ async def prepare(node: Node, render: Render, evaluate: Render) -> Any:
     return None
 
 
-_callables: dict[tuple[str, str], Callable[..., Any]] = {}
+_callables: dict[tuple[str, str], tuple[Callable[..., Any], bool]] = {}
 
 
-def _function(spec: FunctionBlock, search: Any) -> Callable[..., Any]:
+def _function(spec: FunctionBlock, search: Any) -> tuple[Callable[..., Any], bool]:
+    """The callable and whether it is async, imported once per (target, folder)."""
     key = (spec.call, str(search))
-    fn = _callables.get(key)
-    if fn is None:
-        fn = _callables[key] = resolve_call(spec.call, search)
-    return fn
+    found = _callables.get(key)
+    if found is None:
+        fn = resolve_call(spec.call, search)
+        found = _callables[key] = (fn, inspect.iscoroutinefunction(fn))
+    return found
 
 
 async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResult:
     spec = node.spec
     if isinstance(spec, FunctionBlock):
-        fn = _function(spec, services.search_path)
-        if inspect.iscoroutinefunction(fn):
+        fn, is_async = _function(spec, services.search_path)
+        if is_async:
             value = await fn(**inputs)
         else:
             call = functools.partial(contextvars.copy_context().run, fn, **inputs)

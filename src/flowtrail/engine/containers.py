@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from flowtrail.engine.events import ContainerCompleted, ContainerStarted, Frame, IterationCompleted
 from flowtrail.engine.state import ScopeState, exit_output
+from flowtrail.engine.tasks import Running
 from flowtrail.errors import BlockError
 from flowtrail.model import expressions
 from flowtrail.model.definition import LoopBlock, ParallelBlock
@@ -235,8 +236,8 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
     limit = spec.max_concurrency or max(total, 1)
     body = node.scope
     halt = Halt(owner.halt)
-    pending = [i for i in range(total) if str(i) not in results]
-    running: dict[asyncio.Task[None], tuple[int, ScopeState, float]] = {}
+    pending = deque(i for i in range(total) if str(i) not in results)
+    running: Running[tuple[int, ScopeState, float], None] = Running()
     failure: ScopeFailed | None = None
     paused = False
 
@@ -245,36 +246,33 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
         state = ScopeState.from_json(saved) if saved else ScopeState()
         frame_vars = {"index": i, "item": items[i] if items is not None else None, "total": total}
         child = owner.child(body, state, Frame(node.id, "parallel", i), frame_vars, halt)
-        running[asyncio.ensure_future(child.run())] = (i, state, time.time())
+        running.spawn(child.run(), (i, state, time.time()))
 
     try:
         while True:
             while pending and len(running) < limit and not halt.is_set and not owner.ex.pausing:
-                launch(pending.pop(0))
+                launch(pending.popleft())
             if not running:
                 break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: running[t][0]):
-                i, state, started = running.pop(task)
-                problem = task.exception()
-                if problem is None:
-                    results[str(i)] = exit_output(body, state)
-                    life.iteration(i, total, started, True)
-                elif isinstance(problem, ScopePaused):
-                    paused = True
-                    branches[str(i)] = state.to_json()
-                elif isinstance(problem, ScopeFailed):
-                    life.iteration(i, total, started, False)
-                    if failure is None and problem.block_id is not None:
-                        failure = ScopeFailed(f"branch {i}: {problem}", problem.block_id)
-                        halt.flag = True
-                    elif failure is None:
-                        failure = problem
-                else:
-                    raise problem
+            task, (i, state, started) = await running.next()
+            problem = task.exception()
+            if problem is None:
+                results[str(i)] = exit_output(body, state)
+                life.iteration(i, total, started, True)
+            elif isinstance(problem, ScopePaused):
+                paused = True
+                branches[str(i)] = state.to_json()
+            elif isinstance(problem, ScopeFailed):
+                life.iteration(i, total, started, False)
+                if failure is None and problem.block_id is not None:
+                    failure = ScopeFailed(f"branch {i}: {problem}", problem.block_id)
+                    halt.flag = True
+                elif failure is None:
+                    failure = problem
+            else:
+                raise problem
     finally:
-        for task in running:
-            task.cancel()
+        running.cancel()
     if failure is not None:
         return _failed(life, len(results), failure, "failed")
     if paused or pending:

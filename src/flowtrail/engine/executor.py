@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Executor, ThreadPoolExecutor
 import time
 from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from flowtrail.engine.events import (
 )
 from flowtrail.engine.observers import ObserverHub
 from flowtrail.engine.state import ScopeState, chosen_edges, exit_output, ready_on_resume, settle
+from flowtrail.engine.tasks import Running
 from flowtrail.errors import (
     BlockError,
     BlockTimeoutError,
@@ -350,37 +351,33 @@ class ScopeRun:
             ready = ready_on_resume(self.scope, self.state)
         else:
             ready = list(self.scope.entries)
-        running: dict[asyncio.Task[Outcome], str] = {}
+        running: Running[str, Outcome] = Running()
         failure: ScopeFailed | None = None
         paused = False
         try:
             while True:
                 while ready and failure is None and not self.halt.is_set and not self.ex.pausing:
                     node = self.scope.nodes[ready.pop(0)]
-                    task = asyncio.ensure_future(self.run_node(node))
-                    running[task] = node.id
+                    running.spawn(self.run_node(node), node.id)
                 if not running:
                     break
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: running[t]):
-                    del running[task]
-                    outcome = task.result()
-                    if outcome.paused is not None:
-                        paused = True
-                        self.ex.pausing = True
-                        if outcome.node.scope is not None:
-                            self.state.containers[outcome.node.id] = outcome.paused
-                        else:
-                            self.state.waiting.add(outcome.node.id)
-                    elif outcome.error is not None and not outcome.node.has_error_edge:
-                        if failure is None:
-                            failure = ScopeFailed(outcome.error, outcome.error_block_id)
-                            self.halt.flag = True
+                task, _ = await running.next()
+                outcome = task.result()
+                if outcome.paused is not None:
+                    paused = True
+                    self.ex.pausing = True
+                    if outcome.node.scope is not None:
+                        self.state.containers[outcome.node.id] = outcome.paused
                     else:
-                        ready.extend(self.settle(outcome))
+                        self.state.waiting.add(outcome.node.id)
+                elif outcome.error is not None and not outcome.node.has_error_edge:
+                    if failure is None:
+                        failure = ScopeFailed(outcome.error, outcome.error_block_id)
+                        self.halt.flag = True
+                else:
+                    ready.extend(self.settle(outcome))
         finally:
-            for task in running:
-                task.cancel()
+            running.cancel()
         if failure is not None:
             raise failure
         if paused or (ready and self.ex.pausing):
@@ -425,7 +422,12 @@ class ScopeRun:
                 result = BlockResult(ex.inputs)
                 inputs = ex.inputs
             else:
-                inputs = await blocks.prepare(node, self.render_for(node), self.eval_for(node))
+                context = self.context(node)
+                inputs = blocks.prepare(
+                    node,
+                    lambda value: expressions.render(value, context),
+                    lambda source: expressions.evaluate(source, context),
+                )
                 result, tries = await self.attempt(node, inputs)
         except PauseRequested:
             if isinstance(inputs, dict) and inputs.get("message"):
@@ -500,10 +502,6 @@ class ScopeRun:
     def render_for(self, node: Node) -> blocks.Render:
         context = self.context(node)
         return lambda value: expressions.render(value, context)
-
-    def eval_for(self, node: Node) -> blocks.Render:
-        context = self.context(node)
-        return lambda source: expressions.evaluate(source, context)
 
     def child(
         self, scope: Scope, state: ScopeState, frame: Frame, frame_vars: dict[str, Any], halt: Halt
