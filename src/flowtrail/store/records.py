@@ -161,6 +161,7 @@ class RunRecord:
     notes: list[dict[str, Any]]
     parent_run_id: str | None
     updated_at: datetime | None
+    cancel_requested_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

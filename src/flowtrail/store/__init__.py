@@ -1,0 +1,57 @@
+"""Durable storage of runs. ``open_store(url)`` picks the backend from the URL scheme.
+
+store = open_store("sqlite:///flowtrail.db")   # or postgresql://user@host/db
+async with store:                              # or: await store.open() ... close()
+    await store.migrate()
+"""
+
+from __future__ import annotations
+
+from flowtrail.errors import StoreError
+from flowtrail.store.base import Store
+from flowtrail.store.common import redact_url
+from flowtrail.store.records import (
+    CancelOutcome,
+    CompletedMarker,
+    Finalization,
+    FinalizeOutcome,
+    NewRun,
+    ProgressWrite,
+    RunFilter,
+    RunRecord,
+    StartedMarker,
+)
+from flowtrail.store.sqlstore import SqlStore
+
+__all__ = [
+    "CancelOutcome",
+    "CompletedMarker",
+    "Finalization",
+    "FinalizeOutcome",
+    "NewRun",
+    "ProgressWrite",
+    "RunFilter",
+    "RunRecord",
+    "SqlStore",
+    "StartedMarker",
+    "Store",
+    "open_store",
+]
+
+
+def open_store(url: str) -> SqlStore:
+    """A store for ``url``, not yet connected: ``await store.open()`` connects."""
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        if scheme == "sqlite":
+            from flowtrail.store.sqlite import SqliteStore
+
+            return SqliteStore(url)
+        if scheme in ("postgresql", "postgres"):
+            from flowtrail.store.postgres import PostgresStore
+
+            return PostgresStore(url)
+    raise StoreError(
+        f"unsupported store URL {redact_url(url)!r}: expected sqlite:///path/to/file.db "
+        "or postgresql://user@host:port/database"
+    )

@@ -1,0 +1,302 @@
+"""Pure logic both backends share: JSON, timestamps, query parameters, row mapping.
+
+Nothing here does I/O. A backend differs only in how a timestamp and a list of statuses
+are bound (``TsEncoder`` and the ``statuses`` argument), everything else is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from flowtrail.errors import StoreError
+from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
+from flowtrail.store.records import (
+    CompletedMarker,
+    Finalization,
+    NewRun,
+    ProgressWrite,
+    RunRecord,
+    StartedMarker,
+)
+
+TsEncoder = Callable[[datetime | None], Any]
+
+# A late result is kept as a note; its output only when it is small, so that a note
+# can never be what makes a row too large.
+NOTE_OUTPUT_LIMIT = 4096
+NOTE_ERROR_LIMIT = 2000
+MAX_DURATION_MS = 2**62
+CANCELLED_OUTPUT = '{"cancelled":true}'
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes: the two backends would read them differently."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise StoreError(f"naive datetime {value.isoformat()} given to the store; use UTC")
+    return value.astimezone(UTC)
+
+
+def ts_datetime(value: datetime | None) -> datetime | None:
+    return None if value is None else aware_utc(value)
+
+
+def ts_text(value: datetime | None) -> str | None:
+    """Fixed-width ISO-8601 UTC with microseconds: string order is time order."""
+    return None if value is None else aware_utc(value).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+# An escaped NUL preceded by an even number of backslashes (an odd number would make
+# it the text "\\u0000", which is fine).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def encode_json(value: Any, what: str) -> str | None:
+    """Strict JSON: no NaN, no fallback for unknown objects. ``None`` stays SQL NULL."""
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{what} is not JSON-encodable: {exc}") from exc
+    # PostgreSQL's jsonb cannot hold U+0000; refuse it on both backends alike, before
+    # any write, rather than only failing on one of them.
+    if "\\u0000" in text and _NUL.search(text):
+        raise StoreError(f"{what} is not JSON-encodable: it contains a NUL character (U+0000)")
+    return text
+
+
+def cost(value: float | None) -> float | None:
+    """NaN would stick forever under GREATEST on PostgreSQL and fail NOT NULL on SQLite:
+    treat it like "no new cost"."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def decode_json(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode("utf-8")
+    return json.loads(value)
+
+
+def level_for(fin: Finalization) -> str:
+    if fin.level:
+        return fin.level
+    return "error" if fin.status in (RunStatus.FAILED, RunStatus.CRASHED) else "info"
+
+
+def finalized_by_for(by: str) -> str:
+    """``request_cancel`` takes free text; the column only takes ``FinalizedBy`` words."""
+    return by if by in FinalizedBy._value2member_map_ else FinalizedBy.API.value
+
+
+def marker_params(
+    started: StartedMarker | None, completed: CompletedMarker | None, ts: TsEncoder
+) -> dict[str, Any]:
+    return {
+        "started_at": ts(started.started_at) if started else None,
+        "started_block_id": started.block_id if started else None,
+        "started_block_name": started.block_name if started else None,
+        "started_block_type": started.block_type if started else None,
+        "completed_at": ts(completed.ended_at) if completed else None,
+        "completed_block_id": completed.block_id if completed else None,
+        "completed_block_name": completed.block_name if completed else None,
+        "completed_block_type": completed.block_type if completed else None,
+        "completed_success": completed.success if completed else None,
+    }
+
+
+def progress_params(
+    run_id: str, write: ProgressWrite, now: datetime, ts: TsEncoder
+) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "now": ts(now),
+        "cost_total": cost(write.cost_total),
+        "marker_write_failures": write.marker_write_failures,
+        **marker_params(write.started, write.completed, ts),
+    }
+
+
+def finalize_params(
+    run_id: str, fin: Finalization, now: datetime, ts: TsEncoder, sources: Any
+) -> dict[str, Any]:
+    """Everything ``finalize`` binds. Raises ``StoreError`` before any I/O when a document
+    cannot be encoded, so the caller can retry with a smaller result."""
+    running = fin.status is RunStatus.RUNNING
+    return {
+        "id": run_id,
+        "now": ts(now),
+        "sources": sources,
+        "status": fin.status.value,
+        "path": fin.path.value,
+        "finalized_by": fin.finalized_by.value,
+        # A run going back to running has not ended, whatever the caller passed.
+        "ended_at": None if running else ts(fin.ended_at),
+        "duration_ms": None if running else fin.duration_ms,
+        "output": encode_json(fin.output, "output"),
+        "error_message": fin.error_message,
+        "error_block_id": fin.error_block_id,
+        "completion_failure": fin.completion_failure,
+        "execution_data": encode_json(fin.execution_data, "execution_data"),
+        "has_trace_spans": fin.has_trace_spans,
+        "trace_span_count": fin.trace_span_count,
+        "cost_total": cost(fin.cost_total),
+        "tokens_prompt": fin.tokens_prompt,
+        "tokens_completion": fin.tokens_completion,
+        "tokens_total": fin.tokens_total,
+        "models": encode_json(list(fin.models), "models"),
+        "marker_write_failures": fin.marker_write_failures,
+        "level": level_for(fin),
+        # paused: the state to resume from; terminal: nothing to resume; running: keep.
+        "keep_pause_state": running,
+        "pause_state": (
+            encode_json(fin.pause_state, "pause_state") if fin.status is RunStatus.PAUSED else None
+        ),
+        **marker_params(fin.started, fin.completed, ts),
+    }
+
+
+def late_result_note(fin: Finalization, now: datetime) -> str:
+    note: dict[str, Any] = {
+        "at": now.astimezone(UTC).isoformat(timespec="microseconds"),
+        "kind": "late_result",
+        "status": fin.status.value,
+        "path": fin.path.value,
+        "finalized_by": fin.finalized_by.value,
+        "error": fin.error_message[:NOTE_ERROR_LIMIT] if fin.error_message else None,
+    }
+    try:
+        output = encode_json(fin.output, "output")
+    except StoreError:
+        output = None
+    if output is not None and len(output) <= NOTE_OUTPUT_LIMIT:
+        note["output"] = fin.output
+    return encode_json(note, "note") or "{}"
+
+
+def new_run_params(run: NewRun, now: datetime, ts: TsEncoder) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow_name": run.workflow_name,
+        "snapshot_hash": run.snapshot_hash,
+        "status": str(run.status),
+        "trigger": run.trigger,
+        "started_at": ts(run.started_at),
+        "deadline_at": ts(run.deadline_at),
+        "input": encode_json(run.input, "input"),
+        "parent_run_id": run.parent_run_id,
+        "now": ts(now),
+    }
+
+
+def _opt_path(value: Any) -> FinalizationPath | None:
+    return None if value is None else FinalizationPath(value)
+
+
+def row_to_record(row: Mapping[str, Any]) -> RunRecord:
+    started_at = parse_ts(row["last_started_at"])
+    completed_at = parse_ts(row["last_completed_at"])
+    started = (
+        StartedMarker(
+            block_id=row["last_started_block_id"],
+            block_name=row["last_started_block_name"] or "",
+            block_type=row["last_started_block_type"] or "",
+            started_at=started_at,
+        )
+        if started_at is not None and row["last_started_block_id"] is not None
+        else None
+    )
+    completed = (
+        CompletedMarker(
+            block_id=row["last_completed_block_id"],
+            block_name=row["last_completed_block_name"] or "",
+            block_type=row["last_completed_block_type"] or "",
+            ended_at=completed_at,
+            success=bool(row["last_completed_success"]),
+        )
+        if completed_at is not None and row["last_completed_block_id"] is not None
+        else None
+    )
+    run_started = parse_ts(row["started_at"])
+    assert run_started is not None  # NOT NULL column
+    finalized_by = row["finalized_by"]
+    return RunRecord(
+        id=row["id"],
+        workflow_name=row["workflow_name"],
+        snapshot_hash=row["snapshot_hash"],
+        status=RunStatus(row["status"]),
+        level=row["level"],
+        trigger=row["trigger"],
+        started_at=run_started,
+        ended_at=parse_ts(row["ended_at"]),
+        duration_ms=row["duration_ms"],
+        deadline_at=parse_ts(row["deadline_at"]),
+        last_started_block=started,
+        last_completed_block=completed,
+        finalization_path=_opt_path(row["finalization_path"]),
+        finalized_by=None if finalized_by is None else FinalizedBy(finalized_by),
+        completion_failure=row["completion_failure"],
+        error_message=row["error_message"],
+        error_block_id=row["error_block_id"],
+        has_trace_spans=bool(row["has_trace_spans"]),
+        trace_span_count=int(row["trace_span_count"]),
+        cost_total=float(row["cost_total"]),
+        tokens_prompt=int(row["tokens_prompt"]),
+        tokens_completion=int(row["tokens_completion"]),
+        tokens_total=int(row["tokens_total"]),
+        models=decode_json(row["models"]) or [],
+        execution_data=decode_json(row["execution_data"]),
+        output=decode_json(row["output"]),
+        input=decode_json(row["input"]),
+        marker_write_failures=int(row["marker_write_failures"]),
+        cancel_requested_at=parse_ts(row["cancel_requested_at"]),
+        pause_state=decode_json(row["pause_state"]),
+        notes=decode_json(row["notes"]) or [],
+        parent_run_id=row["parent_run_id"],
+        updated_at=parse_ts(row["updated_at"]),
+        cancel_requested_by=row["cancel_requested_by"],
+    )
+
+
+def status_and_path(row: Mapping[str, Any]) -> tuple[RunStatus, FinalizationPath | None]:
+    return RunStatus(row["status"]), _opt_path(row["finalization_path"])
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{hostinfo}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode(
+                [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*"
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "<unparseable url>"

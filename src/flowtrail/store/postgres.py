@@ -1,0 +1,153 @@
+"""PostgreSQL backend: one psycopg 3 async connection in autocommit mode.
+
+Callers are serialized by the store's lock. A connection found broken is replaced on the
+next call, so a database restart costs the calls made while it was down, not the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+
+from flowtrail.errors import StoreError, StoreUnavailableError
+from flowtrail.status import RunStatus
+from flowtrail.store import common
+from flowtrail.store.migrate import Migration, MigrationTarget
+from flowtrail.store.sqlstore import Row, SqlStore
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+# SQLSTATE prefixes that mean the server cannot be used right now: connection exception,
+# insufficient resources (disk full, too many connections), shutdown / "cannot connect
+# now". A statement timeout (57014) is not among them: retrying the same call won't help.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _raw_json(data: str | bytes) -> str:
+    # JSON is decoded by the shared row mapping, identically for both backends.
+    return data if isinstance(data, str) else data.decode("utf-8")
+
+
+class PostgresStore(SqlStore):
+    backend = "postgres"
+
+    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(f"not a PostgreSQL URL: {common.redact_url(url)}")
+        super().__init__(url)
+        self.connect_timeout = connect_timeout
+        self._conn: Connection | None = None
+        self._is_open = False
+        self._password = urlsplit(url).password
+
+    async def open(self) -> None:
+        if not self._is_open:
+            self._conn = await self._connect()
+            self._is_open = True
+
+    async def close(self) -> None:
+        self._is_open = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def _connect(self) -> Connection:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=self.connect_timeout,
+                application_name="flowtrail",
+            )
+        except psycopg.Error as exc:
+            kind = (
+                StoreUnavailableError if isinstance(exc, psycopg.OperationalError) else StoreError
+            )
+            raise kind(
+                f"cannot connect to PostgreSQL at {common.redact_url(self.url)}: "
+                f"{self._scrub(str(exc))}"
+            ) from exc
+        set_json_loads(_raw_json, conn)
+        return conn
+
+    async def _live(self) -> Connection:
+        if not self._is_open:
+            raise StoreError("the store is not open; await store.open() first")
+        conn = self._conn
+        if conn is None or conn.broken or conn.closed:
+            # Still open from the caller's view: a failed reconnect is retried next call.
+            self._conn = None
+            if conn is not None:
+                await conn.close()
+            conn = self._conn = await self._connect()
+        return conn
+
+    async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
+        conn = await self._live()
+        self.round_trips += 1
+        try:
+            # No parameters: the simple protocol, which also runs multi-statement scripts.
+            cur = await conn.execute(sql, params or None, prepare=True if hot else None)
+            return await cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise self._translate(exc, conn) from exc
+
+    def _translate(self, exc: psycopg.Error, conn: Connection) -> StoreError:
+        message = f"PostgreSQL store {common.redact_url(self.url)}: {self._scrub(str(exc))}"
+        sqlstate = exc.sqlstate or ""
+        if conn.broken or conn.closed or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return StoreUnavailableError(message)
+        return StoreError(message)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _ts(self, value: Any) -> Any:
+        return common.ts_datetime(value)
+
+    def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
+        return [str(s) for s in statuses]
+
+    def _migration_target(self) -> MigrationTarget:
+        return _PostgresMigrations(self)
+
+
+class _PostgresMigrations:
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def locked_transaction(self) -> AsyncIterator[None]:
+        store = self._store
+        async with store._lock:
+            conn = await store._live()
+            try:
+                store.round_trips += 2  # BEGIN and COMMIT/ROLLBACK
+                async with conn.transaction():
+                    # Held until COMMIT: a second process migrating at the same time
+                    # waits here, then sees the versions this one recorded.
+                    await store._q_unlocked("migration_lock", {})
+                    yield
+            except psycopg.Error as exc:
+                raise store._translate(exc, conn) from exc
+
+    async def applied_versions(self) -> set[str]:
+        present = await self._store._q_unlocked("migrations_table_exists", {})
+        if not present[0]["present"]:
+            return set()
+        rows = await self._store._q_unlocked("applied_versions", {})
+        return {str(row["version"]) for row in rows}
+
+    async def apply(self, migration: Migration) -> None:
+        await self._store._fetch(migration.sql, {})
+        now = self._store._ts(common.utcnow())
+        await self._store._q_unlocked(
+            "record_migration", {"version": migration.version, "now": now}
+        )

@@ -1,0 +1,112 @@
+"""The schema the migrations are expected to build, declared once for both backends.
+
+A contract test builds a database from the migrations and compares its introspected
+columns with :func:`expected_schema`, so a migration that drifts from what the code reads
+and writes fails loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+CoarseType = Literal["text", "integer", "bigint", "real", "bool", "timestamp", "json"]
+
+
+class Column(NamedTuple):
+    type: CoarseType
+    nullable: bool = True
+
+
+def _required(type_: CoarseType) -> Column:
+    return Column(type_, nullable=False)
+
+
+TABLES: dict[str, dict[str, Column]] = {
+    "flowtrail_migrations": {
+        "version": _required("text"),
+        "applied_at": _required("timestamp"),
+    },
+    "workflow_snapshots": {
+        "definition_hash": _required("text"),
+        "workflow_name": _required("text"),
+        "definition": _required("json"),
+        "created_at": _required("timestamp"),
+    },
+    "workflow_execution_logs": {
+        "id": _required("text"),
+        "workflow_name": _required("text"),
+        "snapshot_hash": _required("text"),
+        "status": _required("text"),
+        "level": _required("text"),
+        "trigger": _required("text"),
+        "started_at": _required("timestamp"),
+        "ended_at": Column("timestamp"),
+        "duration_ms": Column("bigint"),
+        "deadline_at": Column("timestamp"),
+        "last_started_block_id": Column("text"),
+        "last_started_block_name": Column("text"),
+        "last_started_block_type": Column("text"),
+        "last_started_at": Column("timestamp"),
+        "last_completed_block_id": Column("text"),
+        "last_completed_block_name": Column("text"),
+        "last_completed_block_type": Column("text"),
+        "last_completed_at": Column("timestamp"),
+        "last_completed_success": Column("bool"),
+        "finalization_path": Column("text"),
+        "finalized_by": Column("text"),
+        "completion_failure": Column("text"),
+        "error_message": Column("text"),
+        "error_block_id": Column("text"),
+        "has_trace_spans": _required("bool"),
+        "trace_span_count": _required("integer"),
+        "cost_total": _required("real"),
+        "tokens_prompt": _required("bigint"),
+        "tokens_completion": _required("bigint"),
+        "tokens_total": _required("bigint"),
+        "models": _required("json"),
+        "execution_data": Column("json"),
+        "output": Column("json"),
+        "input": Column("json"),
+        "marker_write_failures": _required("integer"),
+        "cancel_requested_at": Column("timestamp"),
+        "cancel_requested_by": Column("text"),
+        "pause_state": Column("json"),
+        "notes": _required("json"),
+        "parent_run_id": Column("text"),
+        "updated_at": _required("timestamp"),
+    },
+}
+
+# How each coarse type is spelled in each backend's introspection output. SQLite keeps
+# timestamps and JSON as TEXT and booleans as INTEGER (see its 0001 migration).
+PHYSICAL: dict[str, dict[CoarseType, str]] = {
+    "sqlite": {
+        "text": "text",
+        "integer": "integer",
+        "bigint": "integer",
+        "real": "real",
+        "bool": "integer",
+        "timestamp": "text",
+        "json": "text",
+    },
+    "postgres": {
+        "text": "text",
+        "integer": "integer",
+        "bigint": "bigint",
+        "real": "double precision",
+        "bool": "boolean",
+        "timestamp": "timestamp with time zone",
+        "json": "jsonb",
+    },
+}
+
+# table -> column -> (physical type, nullable): what ``describe_schema()`` returns.
+SchemaDescription = dict[str, dict[str, tuple[str, bool]]]
+
+
+def expected_schema(backend: str) -> SchemaDescription:
+    physical = PHYSICAL[backend]
+    return {
+        table: {name: (physical[col.type], col.nullable) for name, col in columns.items()}
+        for table, columns in TABLES.items()
+    }

@@ -1,0 +1,229 @@
+"""The ``Store`` behaviour, written once over named queries.
+
+A backend subclass supplies only I/O: connecting, running one named query (counting
+round trips and translating driver errors), a locked transaction for migrations, and how
+timestamps and status lists are bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from flowtrail.errors import RunNotFoundError, RunStateError
+from flowtrail.status import FinalizationPath, RunStatus, can_transition, sources_for
+from flowtrail.store import common
+from flowtrail.store.base import Store
+from flowtrail.store.migrate import MigrationTarget, apply_pending, discover
+from flowtrail.store.queries import load_queries
+from flowtrail.store.records import (
+    CancelOutcome,
+    Finalization,
+    FinalizeOutcome,
+    NewRun,
+    ProgressWrite,
+    RunFilter,
+    RunRecord,
+)
+from flowtrail.store.schema import SchemaDescription
+
+Row = dict[str, Any]
+
+
+class SqlStore(ABC):
+    backend: ClassVar[str]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.round_trips = 0
+        self._queries = load_queries(self.backend)
+        # Serializes callers on the one connection, so a migration transaction is never
+        # interleaved with another caller's statement.
+        self._lock = asyncio.Lock()
+
+    # -- what a backend supplies -------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
+        """Run one statement, unlocked; count it; return its rows as dicts."""
+
+    @abstractmethod
+    def _ts(self, value: Any) -> Any:
+        """Bind a datetime (or None)."""
+
+    @abstractmethod
+    def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
+        """Bind a list of statuses for an ``IN``/``ANY`` test."""
+
+    @abstractmethod
+    def _migration_target(self) -> MigrationTarget: ...
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({common.redact_url(self.url)!r})"
+
+    async def _q(self, name: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
+        async with self._lock:
+            return await self._fetch(self._queries[name], params, hot=hot)
+
+    async def _q_unlocked(self, name: str, params: Mapping[str, Any]) -> list[Row]:
+        return await self._fetch(self._queries[name], params)
+
+    # -- schema ------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        migrations, target = discover(self.backend), self._migration_target()
+        # Every CLI process migrates on start: when nothing is pending, skip the lock
+        # (SQLite's is the database write lock) instead of queueing behind the others.
+        async with self._lock:
+            applied = await target.applied_versions()
+        if all(m.version in applied for m in migrations):
+            return []
+        return await apply_pending(target, migrations)
+
+    async def schema_version(self) -> str | None:
+        async with self._lock:
+            present = await self._q_unlocked("migrations_table_exists", {})
+            if not present[0]["present"]:
+                return None
+            rows = await self._q_unlocked("applied_versions", {})
+        return str(rows[-1]["version"]) if rows else None
+
+    async def describe_schema(self) -> SchemaDescription:
+        """Tables and columns as the database reports them (see ``schema.py``)."""
+        described: SchemaDescription = {}
+        for row in await self._q("describe_schema", {}):
+            table = described.setdefault(row["table_name"], {})
+            table[row["column_name"]] = (str(row["data_type"]).lower(), not row["not_null"])
+        return described
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    async def put_snapshot(self, definition_hash: str, name: str, definition: Any) -> None:
+        params = {
+            "definition_hash": definition_hash,
+            "workflow_name": name,
+            "definition": common.encode_json(definition, "definition"),
+            "now": self._ts(common.utcnow()),
+        }
+        await self._q("put_snapshot", params)
+
+    async def get_snapshot(self, definition_hash: str) -> Any | None:
+        rows = await self._q("get_snapshot", {"definition_hash": definition_hash})
+        return common.decode_json(rows[0]["definition"]) if rows else None
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> None:
+        await self._q("create_run", common.new_run_params(run, common.utcnow(), self._ts))
+
+    async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
+        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
+        rows = await self._q("write_progress", params, hot=True)
+        return bool(rows) and rows[0]["cancel_requested_at"] is not None
+
+    async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
+        now = common.utcnow()
+        sources = self._statuses(sources_for(fin.status))
+        params = common.finalize_params(run_id, fin, now, self._ts, sources)
+        if await self._q("finalize", params, hot=True):
+            return FinalizeOutcome(True, fin.status, fin.path)
+        # Lost the compare-and-set: keep the late result on the row instead of dropping it.
+        note = common.late_result_note(fin, now)
+        rows = await self._q("append_note", {"id": run_id, "note": note, "now": self._ts(now)})
+        if not rows:
+            raise RunNotFoundError(run_id)
+        status, path = common.status_and_path(rows[0])
+        return FinalizeOutcome(False, status, path)
+
+    async def request_cancel(self, run_id: str, by: str) -> CancelOutcome:
+        cancellable = sources_for(RunStatus.CANCELLED)
+        params = {
+            "id": run_id,
+            "now": self._ts(common.utcnow()),
+            "by": by,
+            "cancelled": RunStatus.CANCELLED.value,
+            "path": FinalizationPath.CANCELLED.value,
+            "finalized_by": common.finalized_by_for(by),
+            "output": common.CANCELLED_OUTPUT,
+            "level": "info",
+            "max_duration_ms": common.MAX_DURATION_MS,
+            "request_from": self._statuses(cancellable),
+            # A running run has an engine that sees the flag and finalizes itself; a
+            # queued or paused one has none, so the request ends it here.
+            "finalize_from": self._statuses(s for s in cancellable if s is not RunStatus.RUNNING),
+        }
+        rows = await self._q("request_cancel", params)
+        if rows:
+            status = RunStatus(rows[0]["status"])
+            return CancelOutcome(status, requested=True, finalized=status.terminal)
+        status, _ = await self._current(run_id)
+        return CancelOutcome(status, requested=False, finalized=False)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        rows = await self._q("cancel_requested", {"id": run_id})
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return bool(rows[0]["cancel_requested"])
+
+    async def claim_resume(self, run_id: str) -> RunRecord:
+        source, target = RunStatus.PAUSED, RunStatus.RUNNING
+        if not can_transition(source, target):  # the table is the authority, not this code
+            raise RunStateError(f"the transition table forbids {source} -> {target}")
+        params = {
+            "id": run_id,
+            "now": self._ts(common.utcnow()),
+            "source": source.value,
+            "target": target.value,
+        }
+        rows = await self._q("claim_resume", params)
+        if rows:
+            return common.row_to_record(rows[0])
+        status, _ = await self._current(run_id)
+        raise RunStateError(f"run {run_id} is {status}, not paused")
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        rows = await self._q("get_run", {"id": run_id})
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return common.row_to_record(rows[0])
+
+    async def list_runs(self, filt: RunFilter) -> list[RunRecord]:
+        params = {
+            "status": None if filt.status is None else str(filt.status),
+            "workflow_name": filt.workflow_name,
+            "limit": max(0, filt.limit),
+        }
+        return [common.row_to_record(row) for row in await self._q("list_runs", params)]
+
+    async def _current(self, run_id: str) -> tuple[RunStatus, FinalizationPath | None]:
+        rows = await self._q("get_status", {"id": run_id})
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return common.status_and_path(rows[0])
+
+
+def _conforms(store: SqlStore) -> Store:
+    return store  # mypy proves here that every backend is a ``Store``
