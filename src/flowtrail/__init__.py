@@ -30,7 +30,7 @@ from flowtrail.errors import (
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
-from flowtrail.runner import RunHandle, RunReport, Runner
+from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, RunStatus
 from flowtrail.store import RunRecord, Store, open_store

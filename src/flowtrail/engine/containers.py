@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from flowtrail.engine.events import ContainerCompleted, ContainerStarted, Frame, IterationCompleted
 from flowtrail.engine.state import ScopeState, exit_output
 from flowtrail.engine.tasks import Running
-from flowtrail.errors import BlockError
+from flowtrail.errors import BlockError, BlockTimeoutError
 from flowtrail.model import expressions
 from flowtrail.model.definition import LoopBlock, ParallelBlock
 from flowtrail.model.graph import Node
@@ -48,8 +50,11 @@ class _Lifecycle:
         self.node = node
         self.cstate = cstate
         self.started_at: float = cstate.setdefault("started_at", time.time())
+        self.began = False
+        self.iterations = 0
 
     async def start(self, total: int | None) -> None:
+        self.began = True
         ex, node = self.owner.ex, self.node
         await ex.started(
             ContainerStarted(
@@ -58,6 +63,7 @@ class _Lifecycle:
         )
 
     def iteration(self, index: int, total: int | None, started_at: float, ok: bool) -> None:
+        self.iterations += 1
         ex, node = self.owner.ex, self.node
         ex.emit(
             IterationCompleted(
@@ -109,35 +115,61 @@ def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Ou
     return Outcome(node, error=message, error_block_id=inner or node.id)
 
 
-async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
-    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
+async def _bounded(life: _Lifecycle, body: Coroutine[Any, Any, Outcome]) -> Outcome:
+    """A container's own ``timeout:`` covers all of its iterations or branches."""
+    timeout = life.node.spec.timeout
+    if timeout is None:
+        return await body
+    try:
+        async with asyncio.timeout(timeout):
+            return await body
+    except TimeoutError:
+        if not life.began:
+            await life.start(None)
+        expired = BlockTimeoutError(f"timed out after {timeout:g}s", life.node.id)
+        return _failed(life, life.iterations, expired, "timed out")
 
+
+async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
     spec = node.spec
     assert isinstance(spec, LoopBlock) and node.scope is not None
     resumed = owner.state.containers.pop(node.id, None)
     cstate: dict[str, Any] = resumed or {"kind": "loop", "index": 0, "results": []}
     life = _Lifecycle(owner, node, cstate)
+    return await _bounded(life, _loop(owner, node, life, cstate, resumed is None))
+
+
+async def _loop(
+    owner: ScopeRun, node: Node, life: _Lifecycle, cstate: dict[str, Any], fresh: bool
+) -> Outcome:
+    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
+
+    spec = node.spec
+    assert isinstance(spec, LoopBlock) and node.scope is not None
     results: list[Any] = cstate["results"]
     try:
-        if resumed is None:
-            await life.start(None)
+        if fresh:
             render = owner.render_for(node)
             if spec.kind == "count":
                 cstate["total"] = _count(render(spec.count), node)
             elif spec.kind == "for_each":
                 cstate["items"] = _items(render(spec.for_each), "for_each", node)
                 cstate["total"] = len(cstate["items"])
+            await life.start(cstate.get("total"))
             total = cstate.get("total")
             if total is not None and total > spec.max_iterations:
                 raise BlockError(
                     f"{total} iterations exceed max_iterations ({spec.max_iterations})", node.id
                 )
     except Exception as exc:
+        if not life.began:
+            await life.start(None)
         return _failed(life, 0, exc, "could not start")
     total = cstate.get("total")
     items = cstate.get("items")
     halt = Halt(owner.halt)
     index = cstate["index"]
+    last: ScopeState | None = None  # the previous iteration, readable by `while`
     while True:
         if total is not None and index >= total:
             break
@@ -151,7 +183,7 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
         current = cstate.pop("current", None)
         if current is None and condition is not None:
             try:
-                if not _truthy(owner, node, condition, frame_vars):
+                if not _truthy(owner, node, condition, frame_vars, last):
                     break
             except Exception as exc:
                 return _failed(life, index, exc, f"`while` at iteration {index}")
@@ -161,7 +193,10 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
                 node.id,
             )
             return _failed(life, index, capped, "stopped")
-        if current is None and (owner.ex.pausing or owner.halt.is_set):
+        if current is None and owner.stopped:
+            if not owner.ex.pausing:
+                stopped = BlockError(f"stopped before iteration {index}: run ending", node.id)
+                return _failed(life, index, stopped, "stopped")
             cstate["index"] = index
             life.finish(index, paused=True)
             return Outcome(node, paused=cstate)
@@ -179,12 +214,13 @@ async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
             life.iteration(index, total, started, False)
             return _failed(life, index + 1, exc, f"iteration {index}")
         results.append(exit_output(node.scope, state))
+        last = state
         life.iteration(index, total, started, True)
         index += 1
         cstate["index"] = index
         if spec.kind == "do_while":
             try:
-                if not _truthy(owner, node, spec.do_while or "", frame_vars, state, child):
+                if not _truthy(owner, node, spec.do_while or "", frame_vars, state):
                     break
             except Exception as exc:
                 return _failed(life, index, exc, f"`do_while` after iteration {index - 1}")
@@ -198,9 +234,9 @@ def _truthy(
     source: str,
     frame_vars: dict[str, Any],
     state: ScopeState | None = None,
-    child: ScopeRun | None = None,
 ) -> bool:
-    context = dict(owner.context(node))
+    """A loop condition sees the outer names, ``loop.*`` and the iteration's outputs."""
+    context = owner.context(node)
     context["loop"] = frame_vars
     if state is not None:
         context.update(state.outputs)
@@ -208,15 +244,23 @@ def _truthy(
 
 
 async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
-    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
-
     spec = node.spec
     assert isinstance(spec, ParallelBlock) and node.scope is not None
     resumed = owner.state.containers.pop(node.id, None)
     cstate: dict[str, Any] = resumed or {"kind": "parallel", "results": {}, "branches": {}}
     life = _Lifecycle(owner, node, cstate)
+    return await _bounded(life, _parallel(owner, node, life, cstate, resumed is None))
+
+
+async def _parallel(
+    owner: ScopeRun, node: Node, life: _Lifecycle, cstate: dict[str, Any], fresh: bool
+) -> Outcome:
+    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
+
+    spec = node.spec
+    assert isinstance(spec, ParallelBlock) and node.scope is not None
     try:
-        if resumed is None:
+        if fresh:
             render = owner.render_for(node)
             if spec.count is not None:
                 cstate["items"] = None
@@ -226,7 +270,7 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
                 cstate["total"] = len(cstate["items"])
             await life.start(cstate["total"])
     except Exception as exc:
-        if "total" not in cstate:
+        if not life.began:
             await life.start(None)
         return _failed(life, 0, exc, "could not start")
     total: int = cstate["total"]
@@ -250,7 +294,7 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
 
     try:
         while True:
-            while pending and len(running) < limit and not halt.is_set and not owner.ex.pausing:
+            while pending and len(running) < limit and not halt.is_set and not owner.stopped:
                 launch(pending.popleft())
             if not running:
                 break
@@ -275,8 +319,11 @@ async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
         running.cancel()
     if failure is not None:
         return _failed(life, len(results), failure, "failed")
-    if paused or pending:
+    if paused or (pending and owner.ex.pausing):
         life.finish(len(results), paused=True)
         return Outcome(node, paused=cstate)
+    if pending:
+        stopped = BlockError(f"stopped with {len(pending)} branches not started", node.id)
+        return _failed(life, len(results), stopped, "stopped")
     life.finish(total)
     return Outcome(node, output={"results": [results[str(i)] for i in range(total)]})

@@ -197,6 +197,8 @@ class Execution:
             state = ScopeState()
         root = ScopeRun(self, self.workflow.root, state, None, None, {}, Halt())
         deadline = self.options.deadline_seconds if self.depth == 0 else None
+        if self.cancelled:  # cancelled before it began: nothing runs
+            return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
 
         async def drive() -> None:
             async with asyncio.timeout(deadline):
@@ -335,14 +337,15 @@ class ScopeRun:
         raise ReferenceResolutionError(f"'{name}' is not available here")
 
     def context(self, node: Node) -> dict[str, Any]:
-        ctx = {}
+        """The names a block's templates read. A name with no value here is bound to an
+        ``Unavailable`` that explains why, raised only if the template really uses it."""
+        ctx: dict[str, Any] = {}
         for name in self.ex.uses(node):
             try:
                 ctx[name] = self.lookup(name)
-            except ReferenceResolutionError:
-                if name in expressions.ENV.globals:
-                    continue
-                raise
+            except ReferenceResolutionError as exc:
+                if name not in expressions.ENV.globals:
+                    ctx[name] = expressions.Unavailable(str(exc))
         return ctx
 
     # -- the scope loop ----------------------------------------------------------------
@@ -356,7 +359,7 @@ class ScopeRun:
         paused = False
         try:
             while True:
-                while ready and failure is None and not self.halt.is_set and not self.ex.pausing:
+                while ready and failure is None and not self.stopped:
                     node = self.scope.nodes[ready.pop(0)]
                     running.spawn(self.run_node(node), node.id)
                 if not running:
@@ -384,6 +387,12 @@ class ScopeRun:
             raise ScopePaused
         if ready and self.halt.is_set:
             raise ScopeFailed("stopped because a sibling branch failed", None)
+
+    @property
+    def stopped(self) -> bool:
+        """No new work here: a halt (failure nearby), a pause, or a response elsewhere."""
+        ex = self.ex
+        return self.halt.is_set or ex.pausing or ex.response is not None or ex.cancelled
 
     def settle(self, outcome: Outcome) -> list[str]:
         node = outcome.node
@@ -481,13 +490,11 @@ class ScopeRun:
         while True:
             tries += 1
             try:
-                if isinstance(spec, WorkflowBlock):
-                    return BlockResult(await self.ex.run_child(node, inputs, self.path)), tries
                 if spec.timeout is None:
-                    return await blocks.execute(node, inputs, self.ex.services), tries
+                    return await self.call(node, inputs), tries
                 try:
                     async with asyncio.timeout(spec.timeout):
-                        return await blocks.execute(node, inputs, self.ex.services), tries
+                        return await self.call(node, inputs), tries
                 except TimeoutError:
                     raise BlockTimeoutError(f"timed out after {spec.timeout:g}s", node.id) from None
             except PauseRequested:
@@ -498,6 +505,11 @@ class ScopeRun:
                     raise
                 log.info("block %s try %d failed (%s); retrying", node.id, tries, exc)
                 await asyncio.sleep(wait)
+
+    async def call(self, node: Node, inputs: Any) -> BlockResult:
+        if isinstance(node.spec, WorkflowBlock):
+            return BlockResult(await self.ex.run_child(node, inputs, self.path))
+        return await blocks.execute(node, inputs, self.ex.services)
 
     def render_for(self, node: Node) -> blocks.Render:
         context = self.context(node)

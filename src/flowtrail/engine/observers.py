@@ -8,6 +8,7 @@ receiving; one that hangs only stalls itself. Closing waits a bounded time, then
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import queue
@@ -88,6 +89,15 @@ class ObserverHub:
         self._pending = []
 
     def publish(self, event: Event) -> None:
+        if not self._consumers:
+            return
+        try:
+            # Observers get their own copy: one that mutates an output must not change
+            # what the run stores or returns.
+            event = copy.deepcopy(event)
+        except Exception:
+            log.warning("an event could not be copied for observers; skipped")
+            return
         for consumer in self._consumers:
             try:
                 consumer.put(event)

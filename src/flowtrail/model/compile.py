@@ -34,6 +34,7 @@ _CONN = re.compile(
     r"^\s*(?P<src>[A-Za-z_]\w*)(?:\.(?P<handle>[\w-]+))?\s*->\s*(?P<dst>[A-Za-z_]\w*)\s*$"
 )
 GLOBAL_NAMES = frozenset({"vars", "env", "secrets", "run"})
+RETRYABLE = frozenset({"function", "http", "agent"})
 MAX_DEPTH = 25
 
 # Fields each block type is known to produce; None means "any" (start without inputs,
@@ -282,6 +283,15 @@ class _Compiler:
 
     def check_block(self, block_id: str, spec: BlockBase, bpath: tuple[str, ...]) -> None:
         base = self.source.parent if self.source else Path.cwd()
+        kind = getattr(spec, "type")  # noqa: B009 - every block model has it
+        if spec.retry is not None and kind not in RETRYABLE:
+            self.problem(
+                f"`retry` is not supported on a {kind} block; put it on the blocks inside "
+                "or on the function/http/agent block that can fail",
+                block_id,
+                (*bpath, "retry"),
+                "invalid_field",
+            )
         if isinstance(spec, FunctionBlock):
             try:
                 resolve_call(spec.call, base)

@@ -71,6 +71,23 @@ ENV.filters["json"] = __import__("json").dumps
 Evaluator = Callable[[Mapping[str, Any]], Any]
 
 
+class Unavailable:
+    """Stands in for a name that exists but has no value here (a block that did not run
+    on this path); any use raises the reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def fail(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ReferenceResolutionError(self.reason)
+
+    __getattr__ = __getitem__ = __str__ = __iter__ = __bool__ = __len__ = fail
+    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __radd__ = __call__ = fail
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _with_scope(exc: UnknownNameError, context: Mapping[str, Any]) -> ReferenceResolutionError:
     names = ", ".join(sorted(k for k in context if not k.startswith("_"))) or "(none)"
     return ReferenceResolutionError(f"{exc}; in scope: {names}")
@@ -79,6 +96,8 @@ def _with_scope(exc: UnknownNameError, context: Mapping[str, Any]) -> ReferenceR
 def _check(value: Any) -> Any:
     if isinstance(value, _Undefined):
         value._fail_with_undefined_error()
+    if isinstance(value, Unavailable):
+        value.fail()
     return value
 
 
