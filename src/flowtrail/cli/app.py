@@ -38,7 +38,7 @@ from flowtrail.model.graph import Workflow
 from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
-from flowtrail.store import Store, open_store
+from flowtrail.store import SqlStore, Store, open_store
 from flowtrail.store.records import RunFilter
 
 EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CANCELLED = (
@@ -109,11 +109,19 @@ def _settings(db: str | None) -> Settings:
     return Settings.from_env(database_url=db)
 
 
-async def _open(settings: Settings) -> Store:
+async def _open(settings: Settings) -> SqlStore:
+    """Connect. The embedded SQLite default migrates itself; a shared PostgreSQL database
+    is migrated on purpose, with ``flowtrail db upgrade``."""
     store = open_store(settings.database_url)
     await store.open()
     try:
-        await store.migrate()
+        if store.backend == "sqlite":
+            await store.migrate()
+        elif pending := await store.pending_migrations():
+            raise StoreError(
+                f"the database schema is not up to date ({len(pending)} migration(s) pending: "
+                f"{', '.join(pending)}); run `flowtrail db upgrade`"
+            )
     except BaseException:
         await store.close()
         raise

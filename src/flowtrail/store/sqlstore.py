@@ -103,6 +103,11 @@ class SqlStore(ABC):
             return []
         return await apply_pending(target, migrations)
 
+    async def pending_migrations(self) -> list[str]:
+        """Versions shipped with this package that the database has not applied yet."""
+        current = await self.schema_version()
+        return [m.version for m in discover(self.backend) if current is None or m.version > current]
+
     async def schema_version(self) -> str | None:
         async with self._lock:
             present = await self._q_unlocked("migrations_table_exists", {})
