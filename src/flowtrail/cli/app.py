@@ -415,8 +415,11 @@ def main() -> None:
     except SystemExit as exc:
         # A sync function block that ignored cancellation or its timeout still holds a
         # thread; the run is already finalized, so do not wait for it at exit.
-        if any(t.is_alive() and not t.daemon for t in threading.enumerate()
-               if t is not threading.main_thread()):
+        if any(
+            t.is_alive() and not t.daemon
+            for t in threading.enumerate()
+            if t is not threading.main_thread()
+        ):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(exc.code if isinstance(exc.code, int) else 1)

@@ -194,6 +194,9 @@ async def _loop(
             )
             return _failed(life, index, capped, "stopped")
         if current is None and owner.stopped:
+            if owner.ex.response is not None:  # the run already has its answer
+                life.finish(len(results))
+                return Outcome(node, output={"results": results})
             if not owner.ex.pausing:
                 stopped = BlockError(f"stopped before iteration {index}: run ending", node.id)
                 return _failed(life, index, stopped, "stopped")
@@ -322,8 +325,9 @@ async def _parallel(
     if paused or (pending and owner.ex.pausing):
         life.finish(len(results), paused=True)
         return Outcome(node, paused=cstate)
-    if pending:
+    if pending and owner.ex.response is None:
         stopped = BlockError(f"stopped with {len(pending)} branches not started", node.id)
         return _failed(life, len(results), stopped, "stopped")
-    life.finish(total)
-    return Outcome(node, output={"results": [results[str(i)] for i in range(total)]})
+    life.finish(len(results))
+    ordered = [results[str(i)] for i in range(total) if str(i) in results]
+    return Outcome(node, output={"results": ordered})

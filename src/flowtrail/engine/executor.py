@@ -127,6 +127,7 @@ class Execution:
         depth: int = 0,
         http: httpx.AsyncClient | None = None,
         threads: Executor | None = None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -139,7 +140,8 @@ class Execution:
             inputs if resume_state is not None else validate_inputs(workflow.definition, inputs)
         )
         self.resume_state = resume_state
-        self.slots = asyncio.Semaphore(self.options.max_concurrency)
+        # one limit for the whole run, child workflows included
+        self.slots = slots or asyncio.Semaphore(self.options.max_concurrency)
         self.pausing = False
         self.pause_messages: dict[str, str] = {}
         self.cancelled = False
@@ -277,6 +279,7 @@ class Execution:
             depth=self.depth + 1,
             http=self.services.http,
             threads=self.services.threads,
+            slots=self.slots,
         )
         result = await child.run()
         if result.status is RunStatus.COMPLETED:

@@ -255,7 +255,12 @@ class _Compiler:
         cycle = list(reversed(trail[trail.index(current) :]))
         cycle.append(cycle[0])
         self.problem(
-            f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block to repeat work)",
+            (
+                f"cycle inside the body of {scope.container_id}: {' -> '.join(cycle)} (the "
+                "loop repeats its body; connections inside it must not loop back)"
+                if scope.container_id
+                else f"cycle outside a loop: {' -> '.join(cycle)} (use a loop block to repeat work)"
+            ),
             cycle[0],
             (*path, "connections"),
             "cycle",
@@ -307,14 +312,13 @@ class _Compiler:
             self.problem("router routes must be unique", block_id, bpath)
         elif isinstance(spec, WorkflowBlock):
             self.child(block_id, spec, bpath, base)
-        for source, expr in _expressions(spec):
-            try:
-                if expr:
-                    expressions.compile_expression(source)
-                else:
-                    expressions.references(source)
-            except ValueError as exc:
-                self.problem(str(exc), block_id, bpath, "invalid_expression")
+        try:
+            for source, _bare in _expressions(spec):
+                expressions.compile_expression(source)
+            for value, _inner in block_templates(spec):
+                expressions.compile_all(value)  # unknown filters fail here, not mid-run
+        except ValueError as exc:
+            self.problem(str(exc), block_id, bpath, "invalid_expression")
 
     def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
         target = (base / spec.path).resolve()
@@ -324,7 +328,9 @@ class _Compiler:
         if self.depth >= MAX_DEPTH:
             return  # recursion is checked again (and enforced) at run time
         try:
-            self.children[spec.path] = compile_file(target, depth=self.depth + 1, cache=self.cache)
+            child = compile_file(target, depth=self.depth + 1, cache=self.cache)
+            self.cache.setdefault(target, child)
+            self.children[spec.path] = child
         except WorkflowValidationError as exc:
             for p in exc.problems:
                 self.problem(f"child workflow {spec.path}: {p}", block_id, (*bpath, "path"), p.code)
@@ -472,7 +478,7 @@ def compile_definition(
     depth: int = 0,
     cache: dict[Path, Workflow] | None = None,
 ) -> Workflow:
-    compiler = _Compiler(definition, positions or {}, source, depth, cache or {})
+    compiler = _Compiler(definition, positions or {}, source, depth, {} if cache is None else cache)
     root = compiler.scope(definition.blocks, definition.connections, (), None)
     compiler.root_scope = root
     if not compiler.problems:

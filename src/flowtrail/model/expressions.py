@@ -155,6 +155,19 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
+def compile_all(value: Any) -> None:
+    """Compile every template inside a nested value; ValueError names the first bad one."""
+    if isinstance(value, str):
+        if is_template(value):
+            compile_template(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            compile_all(item)
+    elif isinstance(value, list):
+        for item in value:
+            compile_all(item)
+
+
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     return compile_expression(source)(context)
 
