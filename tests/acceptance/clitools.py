@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BLOCKS = '''
+BLOCKS = """
 import asyncio
 import time
 
@@ -29,7 +29,7 @@ async def slow(seconds=30):
 def blocking(seconds=30):
     time.sleep(seconds)
     return "woke"
-'''
+"""
 
 
 class Cli:
@@ -44,13 +44,26 @@ class Cli:
         return [sys.executable, "-m", "flowtrail", *args]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), cwd=self.cwd, env=self.env, text=True,
-                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            self.argv(*args),
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(*args), cwd=self.cwd, env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            self.argv(*args),
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
 
     def show(self, run_id: str) -> dict[str, Any]:
         result = self.run("show", run_id, "--json")
@@ -64,8 +77,12 @@ class Cli:
         rows: list[dict[str, Any]] = json.loads(result.stdout)
         return rows
 
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], dict[str, Any] | None],
-                 workflow: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_for(
+        self,
+        predicate: Callable[[list[dict[str, Any]]], dict[str, Any] | None],
+        workflow: str,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
         """Poll ``runs --json`` until a run of ``workflow`` satisfies ``predicate``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ def test_run_quickstart_json_record(cli: Cli) -> None:
     result = cli.run("run", str(QUICKSTART), "--input", '{"count": 4}', "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert RECORD_KEYS <= set(record)
+    assert set(record) >= RECORD_KEYS
     assert record["status"] == "completed"
     assert record["finalization_path"] == "completed"
     assert record["output"] == {"total": 1 + 4 + 9 + 16}
@@ -40,32 +40,43 @@ def test_run_quickstart_json_record(cli: Cli) -> None:
 
 def test_failed_run_exits_1_and_names_the_block(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "boom.py").write_text("def explode():\n    raise ValueError('kaboom')\n")
-    wf = write_workflow(tmp_path, "fails", """
+    wf = write_workflow(
+        tmp_path,
+        "fails",
+        """
         name: fails
         blocks:
           start: {type: start}
           explode: {type: function, call: "boom:explode"}
         connections: [start -> explode]
-    """)
+    """,
+    )
     result = cli.run("run", str(wf), "--json", "--quiet")
     assert result.returncode == 1
     record = json.loads(result.stdout)
     assert record["status"] == "failed"
     assert record["finalization_path"] == "force_failed"
     assert record["error"] == {"message": "ValueError: kaboom", "block_id": "explode"}
-    assert record["last_completed_block"] == {**record["last_completed_block"],
-                                              "block_id": "explode", "success": False}
+    assert record["last_completed_block"] == {
+        **record["last_completed_block"],
+        "block_id": "explode",
+        "success": False,
+    }
 
 
 def test_pause_exits_3_then_resume_completes(cli: Cli, tmp_path: Path) -> None:
-    wf = write_workflow(tmp_path, "approve", """
+    wf = write_workflow(
+        tmp_path,
+        "approve",
+        """
         name: approve
         blocks:
           start: {type: start}
           ask: {type: wait, for: input, message: "ship it?"}
           done: {type: response, output: {ok: "{{ ask.input.ok }}"}}
         connections: [start -> ask, ask -> done]
-    """)
+    """,
+    )
     first = cli.run("run", str(wf), "--json", "--quiet")
     assert first.returncode == 3, first.stderr
     paused = json.loads(first.stdout)
@@ -104,13 +115,17 @@ def test_bad_input_exits_2_and_runs_nothing(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_invalid_workflow_files_exit_2_naming_block_and_line(cli: Cli, tmp_path: Path) -> None:
-    wf = write_workflow(tmp_path, "broken", """
+    wf = write_workflow(
+        tmp_path,
+        "broken",
+        """
         name: broken
         blocks:
           start: {type: start}
           mystery: {type: teleport}
         connections: [start -> mystery]
-    """)
+    """,
+    )
     result = cli.run("run", str(wf))
     assert result.returncode == 2
     assert "mystery" in result.stderr and "teleport" in result.stderr

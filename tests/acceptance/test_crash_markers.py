@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def test_cancel_from_another_process(cli: Cli, tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 130, stderr
     assert stopped_after < 20  # liveness, not a benchmark: it did stop on its own
+    assert json.loads(stdout)["status"] == "cancelled"
     record = cli.show(row["id"])
     assert record["status"] == "cancelled"
     assert record["finalization_path"] == "cancelled"
