@@ -53,13 +53,40 @@ def new_run_id() -> str:
 class RunHandle:
     """A run in progress: await ``result()``, or ``cancel()`` it."""
 
-    def __init__(self, run_id: str, execution: Execution, task: asyncio.Task[RunReport]) -> None:
+    # How long a cancel waits for the database to take the request before stopping the
+    # run anyway: an unreachable database must not make a run uncancellable.
+    RECORD_TIMEOUT = 2.0
+
+    def __init__(
+        self,
+        run_id: str,
+        execution: Execution,
+        task: asyncio.Task[RunReport],
+        store: Store | None = None,
+    ) -> None:
         self.run_id = run_id
         self.execution = execution
         self.task = task
+        self.store = store
+        self._cancelling: asyncio.Task[None] | None = None
 
-    def cancel(self) -> None:
-        self.execution.cancel()
+    def cancel(self, by: str = "api") -> None:
+        """Record the cancel request durably, then stop the run (in-flight blocks are
+        abandoned). Safe to call from a signal handler; calling it again does nothing."""
+        if self._cancelling is not None:
+            return
+        if self.store is None:
+            self.execution.cancel()
+            return
+        self._cancelling = asyncio.ensure_future(self._record_then_cancel(self.store, by))
+
+    async def _record_then_cancel(self, store: Store, by: str) -> None:
+        try:
+            await asyncio.wait_for(store.request_cancel(self.run_id, by), self.RECORD_TIMEOUT)
+        except Exception as exc:
+            log.warning("run %s: the cancel request could not be recorded: %s", self.run_id, exc)
+        finally:
+            self.execution.cancel()
 
     async def result(self) -> RunReport:
         return await self.task
@@ -98,8 +125,8 @@ class Runner:
         options = self._options(workflow)
         run_id = run_id or new_run_id()
         started_at = time.time()
-        hub = ObserverHub(list(observers))
         masker = Masker(self.settings.masked_secrets)
+        hub = ObserverHub(list(observers), redact=masker)
         recorder: Recorder | None = None
         if self.store is not None:
             await self.store.put_snapshot(
@@ -131,7 +158,7 @@ class Runner:
         task = asyncio.ensure_future(
             self._drive(execution, recorder, hub, started_at, masker, resumed=False)
         )
-        return RunHandle(run_id, execution, task)
+        return RunHandle(run_id, execution, task, self.store)
 
     def _recorder(
         self, run_id: str, workflow: Workflow, started_at: float, masker: Masker
@@ -181,7 +208,7 @@ class Runner:
             row.tokens_completion,
         )
         recorder.models.update(row.models)
-        hub = ObserverHub(list(observers))
+        hub = ObserverHub(list(observers), redact=masker)
         execution = Execution(
             workflow,
             row.pause_state.get("inputs"),
@@ -195,7 +222,7 @@ class Runner:
         task = asyncio.ensure_future(
             self._drive(execution, recorder, hub, started_at, masker, resumed=True)
         )
-        return RunHandle(run_id, execution, task)
+        return RunHandle(run_id, execution, task, self.store)
 
     async def _drive(
         self,

@@ -36,6 +36,16 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise FlowtrailError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
+        if self.run_timeout is not None and self.run_timeout <= 0:
+            raise FlowtrailError(f"run_timeout must be positive, got {self.run_timeout}")
+        if self.cancel_poll_seconds <= 0:
+            raise FlowtrailError("cancel_poll_seconds must be positive")
+        if self.trace_budget_bytes < 1024:
+            raise FlowtrailError("trace_budget_bytes must be at least 1024")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if environ is None else environ)

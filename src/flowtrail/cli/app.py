@@ -23,7 +23,7 @@ from rich.console import Console
 
 from flowtrail.cli.output import dump, runs_table, show_record
 from flowtrail.cli.progress import Progress
-from flowtrail.diagnostics.view import record_json
+from flowtrail.diagnostics.view import record_json, unrecorded_json
 from flowtrail.errors import (
     FlowtrailError,
     InputError,
@@ -150,7 +150,7 @@ async def _follow(handle: RunHandle) -> RunReport:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, handle.cancel)
+            loop.add_signal_handler(sig, handle.cancel, f"cli:{sig.name}")
     try:
         return await handle.result()
     finally:
@@ -165,15 +165,7 @@ def _finish(report: RunReport, store: Store | None, as_json: bool) -> Awaitable[
         if store is not None:
             data = record_json(await store.get_run(report.run_id))
         else:
-            data = {
-                "id": report.run_id,
-                "workflow": report.workflow,
-                "status": report.status.value,
-                "output": report.output,
-                "error": {"message": report.error, "block_id": report.error_block_id}
-                if report.error
-                else None,
-            }
+            data = unrecorded_json(report)
         if as_json:
             out.print(dump(data))
         else:
@@ -322,7 +314,7 @@ def cancel(run_id: str, db: DbOption = None, as_json: JsonOption = False) -> Non
     async def go() -> int:
         store = await _open(_settings(db))
         try:
-            outcome = await store.request_cancel(run_id, "api")
+            outcome = await store.request_cancel(run_id, "cli")
         finally:
             await store.close()
         data = {

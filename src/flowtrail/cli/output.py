@@ -40,6 +40,8 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     table.add_column(style="bold")
     table.add_column()
     table.add_row("run", data["id"])
+    if data.get("recorded") is False:
+        table.add_row("record", "[dim]off (--no-record): nothing was stored[/]")
     table.add_row("workflow", data["workflow"])
     table.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]")
     table.add_row(
@@ -51,12 +53,15 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     table.add_row("last completed", _marker(data["last_completed_block"], "ended_at"))
     if data.get("error"):
         err = data["error"]
-        where = f" [block {err['block_id']}]" if err.get("block_id") else ""
-        table.add_row("error", f"[red]{err['message']}[/]{where}")
+        where = f" (block {err['block_id']})" if err.get("block_id") else ""
+        table.add_row("error", f"[red]{escape(str(err['message']))}[/]{escape(where)}")
     if data.get("completion_failure"):
-        table.add_row("completion failure", f"[yellow]{data['completion_failure']}[/]")
+        table.add_row("completion failure", f"[yellow]{escape(data['completion_failure'])}[/]")
     if data.get("paused"):
-        table.add_row("waiting for input", ", ".join(data["paused"]["waiting_blocks"]))
+        waiting = ", ".join(data["paused"]["waiting_blocks"])
+        if data["paused"].get("message"):
+            waiting += f" — {data['paused']['message']}"
+        table.add_row("waiting for input", escape(waiting))
     table.add_row("started", str(data["started_at"]))
     table.add_row("ended", str(data["ended_at"] or "—"))
     table.add_row("duration", f"{data['duration_ms']} ms" if data["duration_ms"] else "—")
@@ -76,7 +81,7 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
         )
     if data.get("output") is not None:
         text = json.dumps(data["output"], default=str)
-        table.add_row("output", text if len(text) < 400 else text[:400] + "…")
+        table.add_row("output", escape(text if len(text) < 400 else text[:400] + "…"))
     console.print(table, highlight=False)
     exec_data = data.get("execution_data") or {}
     trace = exec_data.get("trace") if isinstance(exec_data, dict) else None
@@ -111,8 +116,9 @@ def _styled(label: str, status: str) -> str:
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(show_lines=False)
-    for col in ("run", "workflow", "status", "path", "last block", "started", "ms"):
-        table.add_column(col)
+    table.add_column("run", no_wrap=True, min_width=32)
+    for col in ("workflow", "status", "path", "last block", "started", "ms"):
+        table.add_column(col, overflow="fold")
     for data in rows:
         marker = data["last_completed_block"] or data["last_started_block"]
         table.add_row(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,8 +44,13 @@ def duration_ms(started_at: float, ended_at: float) -> int:
 
 
 def json_safe(value: Any) -> Any:
-    """A JSON-storable stand-in for a value the strict encoder refused."""
-    return json.loads(json.dumps(value, default=repr, allow_nan=True).replace("NaN", "null"))
+    """A JSON-storable stand-in for a value the strict encoder refused: unknown objects
+    become their ``repr``; something that cannot be walked at all (a cycle) becomes one."""
+    try:
+        text = json.dumps(value, default=repr, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return {"unserializable": repr(value)[:2000]}
+    return json.loads(text.replace("\u0000", ""))
 
 
 class Finalizer:
@@ -82,15 +86,16 @@ class Finalizer:
             return None
         await self.recorder.drain()
         ended = time.time()
-        fin = self._build(result, path, ended)
         try:
+            fin = self._build(result, path, ended)
             self.outcome = await self.store.finalize(self.run_id, fin)
             return self.outcome
         except Exception as exc:
             failure = f"could not store the full record: {exc}"
             log.warning("run %s: %s; writing the minimal record", self.run_id, failure)
         try:
-            self.outcome = await self.store.finalize(self.run_id, self._fallback(fin, failure))
+            minimal = self._minimal(result, path, ended, failure)
+            self.outcome = await self.store.finalize(self.run_id, minimal)
             self.completion_failure = failure
             return self.outcome
         except Exception as exc:
@@ -130,22 +135,44 @@ class Finalizer:
             pause_state=result.pause_state,
         )
 
-    def _fallback(self, fin: Finalization, failure: str) -> Finalization:
-        path = _FALLBACK[fin.path]
-        return replace(
-            fin,
-            path=path,
-            output=json_safe(fin.output),
+    def _minimal(
+        self, result: RunResult, path: FinalizationPath, ended: float, failure: str
+    ) -> Finalization:
+        """The record without its trace: built from plain values only, so whatever broke
+        the full record (the trace, an odd output) cannot break this one too."""
+        rec = self.recorder
+        mask = self.masker
+        return Finalization(
+            status=result.status,
+            path=_FALLBACK[path],
+            finalized_by=FinalizedBy.ENGINE,
+            ended_at=None
+            if path is FinalizationPath.PAUSED
+            else datetime.fromtimestamp(ended, UTC),
+            duration_ms=duration_ms(self.started_at, ended),
+            output=json_safe(mask(result.output)),
+            error_message=mask(result.error) if result.error else None,
+            error_block_id=result.error_block_id,
+            completion_failure=mask(failure),
             execution_data={
                 "trace": None,
                 "truncation": {
                     "tier": "dropped",
-                    "reason": failure,
-                    "span_count": fin.trace_span_count,
+                    "reason": mask(failure),
+                    "span_count": rec.spans.count,
                 },
             },
             has_trace_spans=False,
-            completion_failure=failure,
+            trace_span_count=rec.spans.count,
+            cost_total=rec.cost_total,
+            tokens_prompt=rec.tokens_prompt,
+            tokens_completion=rec.tokens_completion,
+            tokens_total=rec.tokens_prompt + rec.tokens_completion,
+            models=sorted(rec.models),
+            started=rec.started,
+            completed=rec.completed,
+            marker_write_failures=rec.write_failures,
+            pause_state=result.pause_state,
         )
 
     async def force_fail(self, message: str) -> FinalizeOutcome | None:

@@ -48,6 +48,7 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "snapshot_hash": rec.snapshot_hash,
         "marker_write_failures": rec.marker_write_failures,
         "cancel_requested_at": _iso(rec.cancel_requested_at),
+        "cancel_requested_by": rec.cancel_requested_by,
         "notes": rec.notes,
         "parent_run_id": rec.parent_run_id,
         "updated_at": _iso(rec.updated_at),
@@ -56,6 +57,37 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
     if include_trace:
         data["execution_data"] = rec.execution_data
     return data
+
+
+def unrecorded_json(report: Any) -> dict[str, Any]:
+    """The same shape for a run made with the durable record off: what is known in memory,
+    and ``None`` for what only the record would have (markers, trace)."""
+    return {
+        "id": report.run_id,
+        "workflow": report.workflow,
+        "status": report.status.value,
+        "finalization_path": None,
+        "finalized_by": None,
+        "error": {"message": report.error, "block_id": report.error_block_id}
+        if report.error
+        else None,
+        "completion_failure": None,
+        "last_started_block": None,
+        "last_completed_block": None,
+        "started_at": None,
+        "ended_at": None,
+        "duration_ms": None,
+        "trace_span_count": 0,
+        "has_trace_spans": False,
+        "cost_total": 0.0,
+        "tokens": {"prompt": 0, "completion": 0, "total": 0},
+        "models": [],
+        "output": report.output,
+        "paused": {"waiting_blocks": list(report.waiting_blocks), "message": None}
+        if report.waiting_blocks
+        else None,
+        "recorded": False,
+    }
 
 
 def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:

@@ -162,9 +162,9 @@ async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResu
             )
         return BlockResult({"result": value})
     if isinstance(spec, HttpBlock):
-        return await _http(inputs, services, spec.fail_on_status)
+        return await _http(inputs, services, spec.fail_on_status, spec.timeout)
     if isinstance(spec, AgentBlock):
-        return await _agent(inputs, services)
+        return await _agent(inputs, services, spec.timeout)
     if isinstance(spec, ConditionBlock):
         return BlockResult(inputs, handle=inputs["branch"])
     if isinstance(spec, RouterBlock):
@@ -180,10 +180,24 @@ async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResu
     return BlockResult(dict(inputs) if isinstance(inputs, Mapping) else {})
 
 
+# httpx's own default (5 s) would cut off a slow model or API before the block's
+# `timeout:` (enforced by the executor) could; without one, this is the ceiling.
+UNBOUNDED_BLOCK_HTTP_TIMEOUT = 300.0
+
+
+def _client(services: BlockServices, timeout: float | None) -> httpx.AsyncClient:
+    return services.http or httpx.AsyncClient(
+        timeout=None if timeout else UNBOUNDED_BLOCK_HTTP_TIMEOUT
+    )
+
+
 async def _http(
-    inputs: Mapping[str, Any], services: BlockServices, fail_on_status: bool
+    inputs: Mapping[str, Any],
+    services: BlockServices,
+    fail_on_status: bool,
+    block_timeout: float | None,
 ) -> BlockResult:
-    client = services.http or httpx.AsyncClient()
+    client = _client(services, block_timeout)
     try:
         response = await client.request(
             str(inputs["method"]).upper(),
@@ -208,7 +222,9 @@ async def _http(
     return BlockResult(output)
 
 
-async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockResult:
+async def _agent(
+    inputs: Mapping[str, Any], services: BlockServices, block_timeout: float | None
+) -> BlockResult:
     base_url = inputs.get("base_url") or services.agent_base_url
     if not base_url:
         raise BlockError(
@@ -224,7 +240,7 @@ async def _agent(inputs: Mapping[str, Any], services: BlockServices) -> BlockRes
         if inputs.get(key) is not None:
             payload[key] = inputs[key]
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    client = services.http or httpx.AsyncClient()
+    client = _client(services, block_timeout)
     try:
         response = await client.post(
             f"{str(base_url).rstrip('/')}/chat/completions", json=payload, headers=headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowtrail.engine.events import ContainerCompleted, ContainerStarted, Frame, IterationCompleted
@@ -18,6 +18,29 @@ from flowtrail.model.graph import Node
 
 if TYPE_CHECKING:
     from flowtrail.engine.executor import Outcome, ScopeRun
+
+
+class LoopVars(Mapping[str, Any]):
+    """``loop.*`` inside an iteration. ``results`` is copied only when read, so a block
+    that keeps it cannot end up inside the very list it is appended to."""
+
+    __slots__ = ("_results", "_values")
+    _KEYS = ("index", "item", "total", "results")
+
+    def __init__(self, index: int, item: Any, total: int | None, results: list[Any]) -> None:
+        self._values = {"index": index, "item": item, "total": total}
+        self._results = results
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "results":
+            return list(self._results)
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
 
 
 def _items(value: Any, what: str, node: Node) -> list[Any]:
@@ -34,9 +57,12 @@ def _count(value: Any, node: Node) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BlockError(f"count must be a whole number, got {value!r}", node.id)
     try:
-        count = int(value)
+        number = float(value)
     except ValueError:
         raise BlockError(f"count must be a whole number, got {value!r}", node.id) from None
+    if not number.is_integer():
+        raise BlockError(f"count must be a whole number, got {value!r}", node.id)
+    count = int(number)
     if count < 0:
         raise BlockError(f"count must not be negative, got {count}", node.id)
     return count
@@ -173,12 +199,7 @@ async def _loop(
     while True:
         if total is not None and index >= total:
             break
-        frame_vars = {
-            "index": index,
-            "item": items[index] if items is not None else None,
-            "total": total,
-            "results": results,
-        }
+        frame_vars = LoopVars(index, items[index] if items is not None else None, total, results)
         condition = spec.while_ if spec.kind == "while" else None
         current = cstate.pop("current", None)
         if current is None and condition is not None:
@@ -235,7 +256,7 @@ def _truthy(
     owner: ScopeRun,
     node: Node,
     source: str,
-    frame_vars: dict[str, Any],
+    frame_vars: Mapping[str, Any],
     state: ScopeState | None = None,
 ) -> bool:
     """A loop condition sees the outer names, ``loop.*`` and the iteration's outputs."""

@@ -296,7 +296,7 @@ def _waiting(state: ScopeState) -> tuple[str, ...]:
         for sub in [cstate.get("current"), *cstate.get("branches", {}).values()]:
             if sub:
                 found.extend(_waiting(ScopeState.from_json(sub)))
-    return tuple(sorted(found))
+    return tuple(sorted(set(found)))
 
 
 class ScopeRun:
@@ -309,7 +309,7 @@ class ScopeRun:
         state: ScopeState,
         parent: ScopeRun | None,
         frame: Frame | None,
-        frame_vars: dict[str, Any],
+        frame_vars: Mapping[str, Any],
         halt: Halt,
     ) -> None:
         self.ex = ex
@@ -519,7 +519,12 @@ class ScopeRun:
         return lambda value: expressions.render(value, context)
 
     def child(
-        self, scope: Scope, state: ScopeState, frame: Frame, frame_vars: dict[str, Any], halt: Halt
+        self,
+        scope: Scope,
+        state: ScopeState,
+        frame: Frame,
+        frame_vars: Mapping[str, Any],
+        halt: Halt,
     ) -> ScopeRun:
         return ScopeRun(self.ex, scope, state, self, frame, frame_vars, halt)
 

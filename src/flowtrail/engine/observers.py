@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import inspect
 import logging
 import queue
@@ -73,11 +74,24 @@ class _TaskConsumer:
             task.cancel()
 
 
+_REDACTED_FIELDS = ("input", "output", "error")
+
+
+def _redacted(event: Event, redact: Callable[[Any], Any]) -> Event:
+    changes = {f: redact(getattr(event, f)) for f in _REDACTED_FIELDS if hasattr(event, f)}
+    return dataclasses.replace(event, **changes) if changes else event
+
+
 class ObserverHub:
     """Fan events out to observers. ``publish`` never blocks and never raises."""
 
-    def __init__(self, observers: list[Observer] | None = None) -> None:
+    def __init__(
+        self,
+        observers: list[Observer] | None = None,
+        redact: Callable[[Any], Any] | None = None,
+    ) -> None:
         self._pending = list(observers or [])
+        self._redact = redact
         self._consumers: list[_ThreadConsumer | _TaskConsumer] = []
 
     def start(self) -> None:
@@ -95,6 +109,8 @@ class ObserverHub:
             # Observers get their own copy: one that mutates an output must not change
             # what the run stores or returns.
             event = copy.deepcopy(event)
+            if self._redact is not None:
+                event = _redacted(event, self._redact)
         except Exception:
             log.warning("an event could not be copied for observers; skipped")
             return

@@ -306,10 +306,19 @@ class _Compiler:
             ids = [b.id for b in spec.branches]
             if len(set(ids)) != len(ids):
                 self.problem("condition branch ids must be unique", block_id, bpath)
+            if ERROR_HANDLE in ids:
+                self.problem(
+                    "a branch cannot be called 'error' (that is the error handle)", block_id, bpath
+                )
             if any(b.else_ for b in spec.branches[:-1]):
                 self.problem("`else` must be the last branch", block_id, bpath)
-        elif isinstance(spec, RouterBlock) and len(set(spec.routes)) != len(spec.routes):
-            self.problem("router routes must be unique", block_id, bpath)
+        elif isinstance(spec, RouterBlock):
+            if len(set(spec.routes)) != len(spec.routes):
+                self.problem("router routes must be unique", block_id, bpath)
+            if ERROR_HANDLE in spec.routes:
+                self.problem(
+                    "a route cannot be called 'error' (that is the error handle)", block_id, bpath
+                )
         elif isinstance(spec, WorkflowBlock):
             self.child(block_id, spec, bpath, base)
         try:
