@@ -109,30 +109,12 @@ class Finalizer:
         status = "paused" if path is FinalizationPath.PAUSED else result.status.value
         root = rec.spans.finish(ended, status if status != "completed" else "success")
         data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)
-        mask = self.masker
         return Finalization(
-            status=result.status,
             path=path,
-            finalized_by=FinalizedBy.ENGINE,
-            ended_at=None
-            if path is FinalizationPath.PAUSED
-            else datetime.fromtimestamp(ended, UTC),
-            duration_ms=duration_ms(self.started_at, ended),
-            output=mask(result.output),
-            error_message=mask(result.error) if result.error else None,
-            error_block_id=result.error_block_id,
+            output=self.masker(result.output),
             execution_data=data,
             has_trace_spans=data.get("trace") is not None,
-            trace_span_count=rec.spans.count,
-            cost_total=rec.cost_total,
-            tokens_prompt=rec.tokens_prompt,
-            tokens_completion=rec.tokens_completion,
-            tokens_total=rec.tokens_prompt + rec.tokens_completion,
-            models=sorted(rec.models),
-            started=rec.started,
-            completed=rec.completed,
-            marker_write_failures=rec.write_failures,
-            pause_state=result.pause_state,
+            **self._shared(result, path, ended),
         )
 
     def _minimal(
@@ -140,40 +122,39 @@ class Finalizer:
     ) -> Finalization:
         """The record without its trace: built from plain values only, so whatever broke
         the full record (the trace, an odd output) cannot break this one too."""
-        rec = self.recorder
-        mask = self.masker
+        reason = self.masker(failure)
+        dropped = {"tier": "dropped", "reason": reason, "span_count": self.recorder.spans.count}
         return Finalization(
-            status=result.status,
             path=_FALLBACK[path],
-            finalized_by=FinalizedBy.ENGINE,
-            ended_at=None
-            if path is FinalizationPath.PAUSED
-            else datetime.fromtimestamp(ended, UTC),
-            duration_ms=duration_ms(self.started_at, ended),
-            output=json_safe(mask(result.output)),
-            error_message=mask(result.error) if result.error else None,
-            error_block_id=result.error_block_id,
-            completion_failure=mask(failure),
-            execution_data={
-                "trace": None,
-                "truncation": {
-                    "tier": "dropped",
-                    "reason": mask(failure),
-                    "span_count": rec.spans.count,
-                },
-            },
+            output=json_safe(self.masker(result.output)),
+            completion_failure=reason,
+            execution_data={"trace": None, "truncation": dropped},
             has_trace_spans=False,
-            trace_span_count=rec.spans.count,
-            cost_total=rec.cost_total,
-            tokens_prompt=rec.tokens_prompt,
-            tokens_completion=rec.tokens_completion,
-            tokens_total=rec.tokens_prompt + rec.tokens_completion,
-            models=sorted(rec.models),
-            started=rec.started,
-            completed=rec.completed,
-            marker_write_failures=rec.write_failures,
-            pause_state=result.pause_state,
+            **self._shared(result, path, ended),
         )
+
+    def _shared(self, result: RunResult, path: FinalizationPath, ended: float) -> dict[str, Any]:
+        """Everything both records say: the outcome, markers, counts and cost."""
+        rec = self.recorder
+        paused = path is FinalizationPath.PAUSED
+        return {
+            "status": result.status,
+            "finalized_by": FinalizedBy.ENGINE,
+            "ended_at": None if paused else datetime.fromtimestamp(ended, UTC),
+            "duration_ms": duration_ms(self.started_at, ended),
+            "error_message": self.masker(result.error) if result.error else None,
+            "error_block_id": result.error_block_id,
+            "trace_span_count": rec.spans.count,
+            "cost_total": rec.cost_total,
+            "tokens_prompt": rec.tokens_prompt,
+            "tokens_completion": rec.tokens_completion,
+            "tokens_total": rec.tokens_prompt + rec.tokens_completion,
+            "models": sorted(rec.models),
+            "started": rec.started,
+            "completed": rec.completed,
+            "marker_write_failures": rec.write_failures,
+            "pause_state": result.pause_state,
+        }
 
     async def force_fail(self, message: str) -> FinalizeOutcome | None:
         """The last resort when the normal path could not record anything."""
