@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flowtrail.diagnostics.finalize import Finalizer
-from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.masking import Masker, Sealer
 from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.engine.events import RunFinished, RunStarted
 from flowtrail.engine.executor import Execution, RunOptions, RunResult
@@ -189,9 +189,16 @@ class Runner:
         """Continue a paused run from its snapshot. ``RunStateError`` if it is not paused."""
         if self.store is None:
             raise RunStateError("resuming needs the durable record (a database)")
-        row = await self.store.claim_resume(run_id)
-        if not isinstance(row.pause_state, dict):
-            raise RunStateError(f"run {run_id} has no pause snapshot")
+        current = await self.store.get_run(run_id)
+        if current.status is not RunStatus.PAUSED:
+            raise RunStateError(f"run {run_id} is {current.status.value}, not paused")
+        if not isinstance(current.pause_state, dict) or "state" not in current.pause_state:
+            raise RunStateError(f"run {run_id} has no usable pause snapshot")
+        try:
+            snapshot = Sealer(self.settings.named_secrets).unseal(current.pause_state)
+        except KeyError as exc:
+            raise RunStateError(str(exc.args[0])) from None
+        row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
@@ -201,7 +208,10 @@ class Runner:
             else None
         )
         if isinstance(trace, dict):
-            recorder.spans.seed(trace)
+            recorder.spans.seed(trace, row.trace_span_count)
+        else:
+            recorder.spans.count = max(row.trace_span_count, 1)
+            recorder.spans.elided = max(row.trace_span_count - 1, 0)
         recorder.cost_total = row.cost_total
         recorder.tokens_prompt, recorder.tokens_completion = (
             row.tokens_prompt,
@@ -211,12 +221,12 @@ class Runner:
         hub = ObserverHub(list(observers), redact=masker)
         execution = Execution(
             workflow,
-            row.pause_state.get("inputs"),
+            snapshot.get("inputs"),
             run_id=run_id,
             hooks=recorder,
             observers=hub,
             options=self._options(workflow),
-            resume_state=row.pause_state["state"],
+            resume_state=snapshot["state"],
             resume_input=resume_input,
         )
         task = asyncio.ensure_future(
@@ -251,16 +261,19 @@ class Runner:
             log.exception("run %s: the engine failed", run_id)
             result = RunResult(RunStatus.FAILED, error=f"internal engine error: {exc!r}")
         if result.status is RunStatus.PAUSED:
+            sealer = Sealer(self.settings.named_secrets)
             result = RunResult(
                 RunStatus.PAUSED,
                 output={"paused": True, "waiting": list(result.waiting_blocks)},
-                pause_state={
-                    "state": result.pause_state,
-                    "inputs": execution.inputs,
-                    "waiting": list(result.waiting_blocks),
-                    "message": "; ".join(execution.pause_messages.values()) or None,
-                    "source": str(execution.workflow.source or "") or None,
-                },
+                pause_state=sealer.seal(
+                    {
+                        "state": result.pause_state,
+                        "inputs": execution.inputs,
+                        "waiting": list(result.waiting_blocks),
+                        "message": "; ".join(execution.pause_messages.values()) or None,
+                        "source": str(execution.workflow.source or "") or None,
+                    }
+                ),
                 waiting_blocks=result.waiting_blocks,
             )
         persisted: FinalizeOutcome | None = None

@@ -77,6 +77,14 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
+    def named_secrets(self) -> dict[str, str]:
+        """Every secret value by a stable name (what a pause snapshot refers to)."""
+        found = dict(self.secrets)
+        if self.agent_api_key:
+            found["FLOWTRAIL_AGENT_API_KEY"] = self.agent_api_key
+        return found
+
+    @property
     def masked_secrets(self) -> list[str]:
         found = list(self.secrets.values())
         if self.agent_api_key:

@@ -98,11 +98,14 @@ async def test_returns_the_cancel_flag(store, kit) -> None:
     assert store.round_trips - before == 1
 
 
-async def test_progress_does_not_look_at_status(store, kit) -> None:
+async def test_progress_never_touches_an_ended_run_and_says_stop(store, kit) -> None:
     run_id = await kit.run()
     await store.finalize(run_id, kit.fin(RunStatus.COMPLETED))
-    assert await store.write_progress(run_id, ProgressWrite(cost_total=9.0)) is False
-    assert (await store.get_run(run_id)).cost_total == 9.0
+    before = await store.get_run(run_id)
+    assert await store.write_progress(run_id, ProgressWrite(cost_total=9.0)) is True
+    after = await store.get_run(run_id)
+    assert (after.cost_total, after.updated_at) == (before.cost_total, before.updated_at)
+    assert await store.write_progress("no-such-run", ProgressWrite(cost_total=1.0)) is True
 
 
 # Few distinct instants, so that ties are common.

@@ -98,7 +98,8 @@ async def test_unknown_run_ids(store, kit) -> None:
     ):
         with pytest.raises(RunNotFoundError, match="ghost"):
             await call
-    assert await store.write_progress("ghost", ProgressWrite(cost_total=1.0)) is False
+    # a progress write for a run that is not running tells the engine to stop
+    assert await store.write_progress("ghost", ProgressWrite(cost_total=1.0)) is True
 
 
 async def test_round_trips_are_counted(store, kit) -> None:

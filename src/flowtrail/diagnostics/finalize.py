@@ -45,12 +45,23 @@ def duration_ms(started_at: float, ended_at: float) -> int:
 
 def json_safe(value: Any) -> Any:
     """A JSON-storable stand-in for a value the strict encoder refused: unknown objects
-    become their ``repr``; something that cannot be walked at all (a cycle) becomes one."""
+    become their ``repr``, NUL characters (which PostgreSQL cannot store) are dropped, and
+    something that cannot be walked at all (a cycle) becomes one ``repr``."""
     try:
-        text = json.dumps(value, default=repr, allow_nan=False)
+        plain = json.loads(json.dumps(value, default=repr, allow_nan=False))
     except (ValueError, TypeError, RecursionError):
-        return {"unserializable": repr(value)[:2000]}
-    return json.loads(text.replace("\u0000", ""))
+        return {"unserializable": repr(value)[:2000].replace("\x00", "")}
+    return _without_nul(plain)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 class Finalizer:

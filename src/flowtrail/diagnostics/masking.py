@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MASK = "***"
@@ -34,3 +35,51 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self(v) for v in value]
         return value
+
+
+_SEAL_OPEN, _SEAL_CLOSE = "\u2063«secret:", "»\u2063"
+_SEALED = re.compile(re.escape(_SEAL_OPEN) + r"(?P<name>[^»]+)" + re.escape(_SEAL_CLOSE))
+
+
+class Sealer:
+    """Keeps secrets out of a pause snapshot without losing them: each secret value is
+    replaced by a reference to its *name*, and a resume puts the current value back."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        usable = {n: v for n, v in secrets.items() if isinstance(v, str) and len(v) >= 3}
+        self.by_value = sorted(usable.items(), key=lambda item: len(item[1]), reverse=True)
+        self.by_name = dict(usable)
+
+    def seal(self, value: Any) -> Any:
+        return _walk(value, self._seal_text) if self.by_value else value
+
+    def unseal(self, value: Any) -> Any:
+        return _walk(value, self._unseal_text)
+
+    def _seal_text(self, text: str) -> str:
+        for name, secret in self.by_value:
+            if secret in text:
+                text = text.replace(secret, f"{_SEAL_OPEN}{name}{_SEAL_CLOSE}")
+        return text
+
+    def _unseal_text(self, text: str) -> str:
+        if _SEAL_OPEN not in text:
+            return text
+
+        def put_back(match: re.Match[str]) -> str:
+            name = match["name"]
+            if name not in self.by_name:
+                raise KeyError(f"the paused run needs secret '{name}', which is not set now")
+            return self.by_name[name]
+
+        return _SEALED.sub(put_back, text)
+
+
+def _walk(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {_walk(k, fn) if isinstance(k, str) else k: _walk(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, fn) for v in value]
+    return value

@@ -176,13 +176,17 @@ class SpanTree:
             span["cost"] = event.cost
         self._close(span, event.ended_at, _status(event.success, event.paused))
 
-    def seed(self, trace: Span) -> None:
-        """Continue a trace stored at a pause: earlier spans stay, the root reopens."""
+    def seed(self, trace: Span, recorded_count: int) -> None:
+        """Continue a trace stored at a pause: earlier spans stay, the root reopens. The
+        count stays exact even when the stored trace was compacted: what is missing from
+        it is counted as elided."""
         revived = _revive(trace)
         self.root["children"] = revived["children"]
         self.root["_t0"] = revived["_t0"]
         self.root["started_at"] = revived.get("started_at", self.root["started_at"])
-        self.count = count(self.root)
+        kept = count(self.root)
+        self.count = max(recorded_count, kept)
+        self.elided = self.count - kept
 
     def finish(self, ended_at: float, status: str) -> Span:
         """Close the root and anything still open (abandoned by a cancel or a crash)."""

@@ -56,7 +56,9 @@ class Store(Protocol):
     async def create_run(self, run: NewRun) -> None: ...
 
     async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
-        """One round trip. Returns True when a cancellation has been requested."""
+        """One round trip, applied only while the run is ``running``. Returns True when the
+        engine should stop: a cancellation was requested, or the run is no longer running
+        (another writer ended it)."""
         ...
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:

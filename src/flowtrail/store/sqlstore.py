@@ -147,7 +147,8 @@ class SqlStore(ABC):
     async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
         params = common.progress_params(run_id, write, common.utcnow(), self._ts)
         rows = await self._q("write_progress", params, hot=True)
-        return bool(rows) and rows[0]["cancel_requested_at"] is not None
+        # No row: the run is no longer running (someone else ended it), so stop too.
+        return not rows or rows[0]["cancel_requested_at"] is not None
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
         now = common.utcnow()

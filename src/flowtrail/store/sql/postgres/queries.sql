@@ -41,7 +41,7 @@
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = %(now)s::timestamptz
-WHERE id = %(id)s::text
+WHERE id = %(id)s::text AND status = 'running'
 RETURNING cancel_requested_at
 
 -- name: finalize

@@ -43,7 +43,7 @@
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = :now
-WHERE id = :id
+WHERE id = :id AND status = 'running'
 -- The bare column, tested in Python: SQLite 3.40 evaluates "x IS NOT NULL" in a RETURNING
 -- clause as true for every nullable column of a table whose TEXT primary key is NOT NULL.
 RETURNING cancel_requested_at
