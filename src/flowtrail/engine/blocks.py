@@ -16,8 +16,7 @@ import httpx
 
 from flowtrail.engine.events import Tokens
 from flowtrail.errors import BlockError
-from flowtrail.model import expressions
-from flowtrail.model.compile import block_templates, resolve_call
+from flowtrail.model.compile import resolve_call
 from flowtrail.model.definition import (
     AgentBlock,
     ConditionBlock,
@@ -271,13 +270,3 @@ async def _agent(
         "tokens": {"prompt": tokens.prompt, "completion": tokens.completion, "total": tokens.total},
     }
     return BlockResult(output, tokens=tokens, model=model, cost=cost)
-
-
-def uses(node: Node) -> frozenset[str]:
-    """The top-level names a block's templates read, so its context holds only those."""
-
-    names: set[str] = set()
-    for value, _inner in block_templates(node.spec):
-        for name, _attrs in expressions.references(value):
-            names.add(name)
-    return frozenset(names)

@@ -147,7 +147,6 @@ class Execution:
         self.cancelled = False
         self.response: tuple[Any] | None = None
         self._task: asyncio.Task[Any] | None = None
-        self._uses: dict[str, frozenset[str]] = {}
         self.globals = {
             "vars": workflow.definition.vars,
             "env": self.options.env,
@@ -253,12 +252,6 @@ class Execution:
             return RunResult(RunStatus.COMPLETED, output=self.response[0])
         return RunResult(RunStatus.COMPLETED, output=exit_output(self.workflow.root, state))
 
-    def uses(self, node: Node) -> frozenset[str]:
-        found = self._uses.get(node.id)
-        if found is None:
-            found = self._uses[node.id] = blocks.uses(node)
-        return found
-
     async def run_child(self, node: Node, inputs: Any, path: Path) -> Any:
         assert isinstance(node.spec, WorkflowBlock)
         if self.depth + 1 > MAX_WORKFLOW_DEPTH:
@@ -343,7 +336,7 @@ class ScopeRun:
         """The names a block's templates read. A name with no value here is bound to an
         ``Unavailable`` that explains why, raised only if the template really uses it."""
         ctx: dict[str, Any] = {}
-        for name in self.ex.uses(node):
+        for name in node.uses:
             try:
                 ctx[name] = self.lookup(name)
             except ReferenceResolutionError as exc:

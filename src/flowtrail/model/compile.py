@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
@@ -150,11 +151,14 @@ class _Compiler:
                     )
                 inner = self.scope(spec.blocks, spec.connections, bpath, block_id)
             self.check_block(block_id, spec, bpath)
-            nodes[block_id] = Node(block_id, spec.name or block_id, kind, spec, False, inner)
+            nodes[block_id] = Node(
+                block_id, spec.name or block_id, kind, spec, False, inner, _uses(spec)
+            )
         edges = self.edges(nodes, connections, path)
         has_error = {e.source for e in edges if e.handle == ERROR_HANDLE}
         nodes = {
-            k: Node(n.id, n.name, n.type, n.spec, k in has_error, n.scope) for k, n in nodes.items()
+            k: Node(n.id, n.name, n.type, n.spec, k in has_error, n.scope, n.uses)
+            for k, n in nodes.items()
         }
         incoming: dict[str, list[int]] = {k: [] for k in nodes}
         outgoing: dict[str, list[int]] = {k: [] for k in nodes}
@@ -427,6 +431,15 @@ class _Compiler:
 
     def _find(self, block_id: str) -> Node | None:
         return None if self.root_scope is None else find_node(self.root_scope, block_id)
+
+
+def _uses(spec: BlockBase) -> frozenset[str]:
+    """The top-level names a block's templates read (parsed once, here, not per run)."""
+    names: set[str] = set()
+    for value, _inner in block_templates(spec):
+        with contextlib.suppress(ValueError):  # reported by check_block
+            names.update(name for name, _attrs in expressions.references(value))
+    return frozenset(names)
 
 
 def handles(node: Node) -> set[str | None]:

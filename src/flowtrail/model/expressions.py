@@ -101,9 +101,61 @@ def _check(value: Any) -> Any:
     return value
 
 
+# `name`, `name.field`, `name.list[0]`, `name["key"]`: most references are just a path,
+# which is walked directly (same lookups and messages) instead of through Jinja's runtime.
+_STEP = r"""(?:\.[A-Za-z_]\w*|\[\d+\]|\["[^"\\]*"\]|\['[^'\\]*'\])"""
+_PATH = re.compile(rf"^\s*(?P<root>[A-Za-z_]\w*)(?P<steps>{_STEP}*)\s*$")
+_STEPS = re.compile(r"""\.(?P<attr>[A-Za-z_]\w*)|\[(?P<index>\d+)\]|\[["'](?P<key>[^"']*)["']\]""")
+
+
+def _path_evaluator(source: str, fallback: Callable[[], Evaluator]) -> Evaluator | None:
+    match = _PATH.match(source)
+    if match is None:
+        return None
+    root = match["root"]
+    if root in ENV.globals or root in ("true", "false", "none", "True", "False", "None"):
+        return None
+    steps: list[str | int] = []
+    for step in _STEPS.finditer(match["steps"]):
+        steps.append(
+            int(step["index"])
+            if step["index"] is not None
+            else (step["attr"] if step["attr"] is not None else step["key"])
+        )
+
+    def walk(context: Mapping[str, Any]) -> Any:
+        if root not in context:
+            raise _with_scope(UnknownNameError(f"'{root}' is not defined"), context)
+        value = _check(context[root])
+        for step in steps:
+            if isinstance(value, Mapping) and not isinstance(step, int):
+                if step not in value:
+                    raise ReferenceResolutionError(
+                        f"'{step}' does not exist; available: {_available(value)}"
+                    )
+                value = _check(value[step])
+            elif isinstance(value, list | tuple) and isinstance(step, int):
+                if step >= len(value):
+                    raise ReferenceResolutionError(
+                        f"'{step}' does not exist; available: {_available(value)}"
+                    )
+                value = value[step]
+            else:  # attribute access on an object, or a mapping indexed by number
+                return fallback()(context)
+        return value
+
+    return walk
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> Evaluator:
     """Compile a bare expression (``total.result > 100``) to a function of the context."""
+    fast = _path_evaluator(source, lambda: _compile_jinja(source))
+    return fast if fast is not None else _compile_jinja(source)
+
+
+@lru_cache(maxsize=4096)
+def _compile_jinja(source: str) -> Evaluator:
     try:
         fn = ENV.compile_expression(source, undefined_to_none=False)
     except TemplateSyntaxError as exc:

@@ -34,6 +34,7 @@ class Node:
     spec: BlockBase
     has_error_edge: bool
     scope: Scope | None = None  # the inner graph of a loop or parallel
+    uses: frozenset[str] = frozenset()  # top-level names its templates read
 
 
 @dataclass(frozen=True, slots=True)
