@@ -20,6 +20,7 @@ from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.spans import SpanTree
 from flowtrail.engine.events import (
     BlockCompleted,
+    BlockStarted,
     ContainerCompleted,
     Event,
     StartEvent,
@@ -67,9 +68,12 @@ class Recorder:
         self.models: set[str] = set()
         self.writes = 0
         self.write_failures = 0
-        self._requested = 0
-        self._written = 0
-        self._writer: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._quiet = asyncio.Event()  # set when no write is in flight or asked for
+        self._in_flight = False
+        self._idle_seconds = 1.0
+        self._writer: asyncio.Task[None] | None = None
         self._last_write = time.monotonic()
         self._watch: asyncio.Task[None] | None = None
 
@@ -84,7 +88,13 @@ class Recorder:
 
     def record(self, event: Event) -> None:
         self.spans.add(event)
-        if isinstance(event, BlockCompleted):
+        if isinstance(event, BlockStarted):  # not awaited (the start block): rides along
+            self._note_started(
+                StartedMarker(
+                    event.block_id, event.block_name, event.block_type, _dt(event.started_at)
+                )
+            )
+        elif isinstance(event, BlockCompleted):
             if event.paused:
                 return
             self._note_completed(
@@ -127,31 +137,53 @@ class Recorder:
             self._pending_completed = marker
 
     async def flush(self) -> None:
-        """Return once everything noted so far is durable (or its write has failed)."""
-        self._requested += 1
-        target = self._requested
-        while self._written < target:
-            writer = self._writer
-            if writer is None:
-                writer = self._writer = asyncio.ensure_future(self._write_once())
-            # shielded: a block cancelled mid-wait must not cancel the shared write
-            await asyncio.shield(writer)
+        """Return once everything noted so far is durable (or its write has failed).
+
+        One long-lived writer serves every caller: whoever asks while a write is in
+        flight is answered by the next one, which covers them all."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_loop())
+        else:
+            self._wake.set()
+        # A block cancelled while waiting drops only its own future, never the write.
+        await waiter
+
+    async def _write_loop(self) -> None:
+        while self._waiters:
+            self._wake.clear()
+            self._quiet.clear()
+            waiters, self._waiters = self._waiters, []
+            await self._write_once()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if not self._waiters:
+                self._quiet.set()
+                # Stay briefly for the next request instead of starting a new task.
+                try:
+                    async with asyncio.timeout(self._idle_seconds):
+                        await self._wake.wait()
+                except TimeoutError:
+                    return
 
     async def _write_once(self) -> None:
-        covers = self._requested
         started, self._pending_started = self._pending_started, None
         completed, self._pending_completed = self._pending_completed, None
         cost = self.cost_total if self._cost_dirty else None
         self._cost_dirty = False
-        write = ProgressWrite(
-            started, completed, cost, self.write_failures if self.write_failures else None
-        )
+        if not (started or completed or cost is not None):
+            return
+        failures = self.write_failures if self.write_failures else None
+        self._in_flight = True
         try:
-            if started or completed or cost is not None:
-                cancel = await self.store.write_progress(self.run_id, write)
-                self.writes += 1
-                if cancel:
-                    self._cancel_requested()
+            cancel = await self.store.write_progress(
+                self.run_id, ProgressWrite(started, completed, cost, failures)
+            )
+            self.writes += 1
+            if cancel:
+                self._cancel_requested()
         except Exception as exc:
             # Superseded by the next write: put back what no newer marker replaced.
             self.write_failures += 1
@@ -162,19 +194,24 @@ class Recorder:
             self._pending_completed = self._pending_completed or completed
             self._cost_dirty = self._cost_dirty or cost is not None
         finally:
-            self._written = max(self._written, covers)
+            self._in_flight = False
             self._last_write = time.monotonic()
-            self._writer = None
 
     async def drain(self) -> None:
-        """Wait for every write in flight, looping until none remain (writes can arrive
-        while draining), then push what completion markers are still unwritten."""
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
-        if self._pending_completed or self._pending_started or self._cost_dirty:
-            await self.flush()
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Wait until no write is in flight or asked for, looping (writes can arrive while
+        draining). Markers not yet written need no write of their own: the terminal or
+        pause write folds them in."""
+        while self._waiters or self._in_flight:
+            self._quiet.clear()
+            await self._quiet.wait()
+        await self._stop_writer()
+
+    async def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
 
     # -- cancellation ------------------------------------------------------------------
     def _cancel_requested(self) -> None:

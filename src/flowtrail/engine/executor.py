@@ -351,38 +351,52 @@ class ScopeRun:
         else:
             ready = list(self.scope.entries)
         running: Running[str, Outcome] = Running()
-        failure: ScopeFailed | None = None
-        paused = False
+        self.failure: ScopeFailed | None = None
+        self.paused = False
         try:
             while True:
-                while ready and failure is None and not self.stopped:
-                    node = self.scope.nodes[ready.pop(0)]
-                    running.spawn(self.run_node(node), node.id)
-                if not running:
-                    break
-                task, _ = await running.next()
-                outcome = task.result()
-                if outcome.paused is not None:
-                    paused = True
-                    self.ex.pausing = True
-                    if outcome.node.scope is not None:
-                        self.state.containers[outcome.node.id] = outcome.paused
-                    else:
-                        self.state.waiting.add(outcome.node.id)
-                elif outcome.error is not None and not outcome.node.has_error_edge:
-                    if failure is None:
-                        failure = ScopeFailed(outcome.error, outcome.error_block_id)
-                        self.halt.flag = True
+                if len(ready) == 1 and not running and self.launchable:
+                    # The sequential case (a chain): run it here, no task or queue needed.
+                    outcome = await self.run_node(self.scope.nodes[ready.pop()])
                 else:
-                    ready.extend(self.settle(outcome))
+                    while ready and self.launchable:
+                        node = self.scope.nodes[ready.pop(0)]
+                        running.spawn(self.run_node(node), node.id)
+                    if not running:
+                        break
+                    task, _ = await running.next()
+                    outcome = task.result()
+                ready.extend(self.absorb(outcome))
         finally:
             running.cancel()
-        if failure is not None:
-            raise failure
-        if paused or (ready and self.ex.pausing):
+        if self.failure is not None:
+            raise self.failure
+        if self.paused or (ready and self.ex.pausing):
             raise ScopePaused
         if ready and self.halt.is_set:
             raise ScopeFailed("stopped because a sibling branch failed", None)
+
+    @property
+    def launchable(self) -> bool:
+        return self.failure is None and not self.stopped
+
+    def absorb(self, outcome: Outcome) -> list[str]:
+        """Take one finished block into the scope's state; return what became ready."""
+        node = outcome.node
+        if outcome.paused is not None:
+            self.paused = True
+            self.ex.pausing = True
+            if node.scope is not None:
+                self.state.containers[node.id] = outcome.paused
+            else:
+                self.state.waiting.add(node.id)
+            return []
+        if outcome.error is not None and not node.has_error_edge:
+            if self.failure is None:
+                self.failure = ScopeFailed(outcome.error, outcome.error_block_id)
+                self.halt.flag = True
+            return []
+        return self.settle(outcome)
 
     @property
     def stopped(self) -> bool:
@@ -414,9 +428,11 @@ class ScopeRun:
     async def run_leaf(self, node: Node) -> Outcome:
         ex = self.ex
         started_at = _now()
-        await ex.started(
-            BlockStarted(ex.run_id, node.id, node.name, node.type, self.path, started_at)
-        )
+        event = BlockStarted(ex.run_id, node.id, node.name, node.type, self.path, started_at)
+        if node.type == "start":
+            ex.emit(event)  # runs no user code: its marker rides on the next write
+        else:
+            await ex.started(event)
         inputs: Any = None
         tries = 0
         try:

@@ -281,15 +281,14 @@ async def test_empty_container_has_a_span_and_markers(store_url, flow, container
     assert span["type"] == container["type"]
     assert span["status"] == "success" and span["iterations"] == 0 and span["children"] == []
     assert rec.trace_span_count == count_spans(trace) == 4
-    # the container's completion marker was drained: written before the terminal write
+    # the container's completion marker reached the row with the terminal write itself
+    # (it folds in the newest markers), and no progress write was still in flight then
     events = store.events
     (fin_begin,) = _index(events, "finalize-begin")
-    written = _index(
-        events,
-        "progress-end",
-        lambda w: w.completed is not None and w.completed.block_id == "empty",
-    )
-    assert written and written[0] < fin_begin
+    fin = events[fin_begin][1]
+    assert fin.completed is not None and fin.completed.block_id == "empty"
+    begun = len(_index(events[:fin_begin], "progress-begin"))
+    assert begun == len(_index(events[:fin_begin], "progress-end"))
 
 
 async def test_every_marker_write_refused_still_completes_with_markers(db, flow, store_url) -> None:
@@ -305,7 +304,7 @@ async def test_every_marker_write_refused_still_completes_with_markers(db, flow,
     assert report.status is RunStatus.COMPLETED
     rec = await db.get_run(report.run_id)
     assert (rec.status, rec.finalization_path) == (RunStatus.COMPLETED, FinalizationPath.COMPLETED)
-    assert rec.marker_write_failures >= 3  # start, a and b at least
+    assert rec.marker_write_failures >= 2  # a and b (the start block has no write of its own)
     assert rec.last_started_block is not None and rec.last_started_block.block_id == "b"
     assert rec.last_completed_block is not None and rec.last_completed_block.block_id == "b"
 
