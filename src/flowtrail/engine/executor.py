@@ -205,22 +205,12 @@ class Execution:
             async with asyncio.timeout(deadline):
                 await root.run()
 
-        # Sync function blocks get this run's own threads, so a block abandoned by a
-        # cancel never holds up the event loop's shutdown.
-        owns_threads = self.services.threads is None
-        if owns_threads:
-            self.services.threads = ThreadPoolExecutor(
-                self.options.max_concurrency, thread_name_prefix="flowtrail-block"
-            )
+        if self.services.threads is None:
+            self.services.threads = shared_threads(self.options.max_concurrency)
         # The root scope runs in its own task so that `cancel()` and `response` can stop
         # it without cancelling whoever awaits this run.
         self._task = asyncio.ensure_future(drive())
-        try:
-            return await self._finish(state)
-        finally:
-            if owns_threads and self.services.threads is not None:
-                self.services.threads.shutdown(wait=False, cancel_futures=True)
-                self.services.threads = None
+        return await self._finish(state)
 
     async def _finish(self, state: ScopeState) -> RunResult:
         assert self._task is not None
@@ -281,6 +271,19 @@ class Execution:
             raise BlockError("a child workflow cannot pause for input yet", node.id)
         where = f" at block '{result.error_block_id}'" if result.error_block_id else ""
         raise BlockError(f"child workflow '{child_wf.name}' failed{where}: {result.error}", node.id)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def shared_threads(size: int) -> ThreadPoolExecutor:
+    """Long-lived threads for sync function blocks, shared by runs of the same
+    concurrency. Not the event loop's default executor, so a block abandoned by a cancel
+    never holds up ``asyncio.run``'s shutdown."""
+    pool = _POOLS.get(size)
+    if pool is None:
+        pool = _POOLS[size] = ThreadPoolExecutor(size, thread_name_prefix="flowtrail-block")
+    return pool
 
 
 def _waiting(state: ScopeState) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import contextlib
 import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from flowtrail.model.definition import (
     WorkflowBlock,
     WorkflowDefinition,
 )
-from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Workflow, ancestors, find_node
+from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
 from flowtrail.model.loading import Positions, read_definition
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -356,15 +356,15 @@ class _Compiler:
             )
 
     def check_references(
-        self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: set[str]
+        self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: Upstream | None
     ) -> None:
         """Every template names something that exists and runs before it."""
         kinds = {s.nodes[c].type for s, c in outer}
         for node in scope.nodes.values():
-            before = ancestors(scope, node.id) | visible_outer
+            before = Upstream(scope, node.id, visible_outer)
             inner_ids = set(node.scope.nodes) if node.scope else set()
             for value, sees_inner in block_templates(node.spec):
-                visible = before | (inner_ids if sees_inner else set())
+                visible: Container[str] = _Either(inner_ids, before) if sees_inner else before
                 names = kinds | ({node.type} if sees_inner else set())
                 try:
                     refs = expressions.references(value)
@@ -381,7 +381,7 @@ class _Compiler:
         node: Node,
         name: str,
         attrs: tuple[str, ...],
-        visible: set[str],
+        visible: Container[str],
         containers: set[str],
         local: set[str],
     ) -> None:
@@ -431,6 +431,16 @@ class _Compiler:
 
     def _find(self, block_id: str) -> Node | None:
         return None if self.root_scope is None else find_node(self.root_scope, block_id)
+
+
+class _Either:
+    """Membership in any of several containers (a loop condition sees its body too)."""
+
+    def __init__(self, *parts: Container[str]) -> None:
+        self.parts = parts
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in part for part in self.parts)
 
 
 def _uses(spec: BlockBase) -> frozenset[str]:
@@ -505,7 +515,7 @@ def compile_definition(
     compiler.root_scope = root
     if not compiler.problems:
         compiler.check_start(root)
-        compiler.check_references(root, [], set())
+        compiler.check_references(root, [], None)
     if compiler.problems:
         raise WorkflowValidationError(compiler.problems)
     return Workflow(definition, root, source, compiler.children)

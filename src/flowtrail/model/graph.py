@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,15 +99,27 @@ def iter_nodes(scope: Scope) -> list[Node]:
     return out
 
 
-def ancestors(scope: Scope, block_id: str) -> set[str]:
-    """Every block in ``scope`` with a path of edges to ``block_id``."""
-    seen: set[str] = set()
-    stack = [block_id]
-    while stack:
-        current = stack.pop()
-        for idx in scope.incoming.get(current, ()):
-            src = scope.edges[idx].source
-            if src not in seen:
-                seen.add(src)
-                stack.append(src)
-    return seen
+class Upstream:
+    """``name in Upstream(...)``: does ``name`` run before ``block_id``? The backwards walk
+    stops as soon as it finds the name, so checking a reference to the block just before
+    costs one step, not a walk of the whole graph."""
+
+    def __init__(self, scope: Scope, block_id: str, outer: Container[str] | None = None) -> None:
+        self.scope = scope
+        self.outer = outer
+        self.seen: set[str] = set()
+        self.frontier = [block_id]
+
+    def __contains__(self, name: object) -> bool:
+        if name in self.seen:
+            return True
+        while self.frontier:
+            current = self.frontier.pop()
+            for idx in self.scope.incoming.get(current, ()):
+                source = self.scope.edges[idx].source
+                if source not in self.seen:
+                    self.seen.add(source)
+                    self.frontier.append(source)
+            if name in self.seen:
+                return True
+        return self.outer is not None and name in self.outer
