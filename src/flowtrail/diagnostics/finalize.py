@@ -117,6 +117,7 @@ class Finalizer:
 
     def _build(self, result: RunResult, path: FinalizationPath, ended: float) -> Finalization:
         rec = self.recorder
+        rec.digest()
         status = "paused" if path is FinalizationPath.PAUSED else result.status.value
         root = rec.spans.finish(ended, status if status != "completed" else "success")
         data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)

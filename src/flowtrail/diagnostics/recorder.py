@@ -29,6 +29,7 @@ from flowtrail.store.base import Store
 from flowtrail.store.records import CompletedMarker, ProgressWrite, StartedMarker
 
 log = logging.getLogger("flowtrail.diagnostics")
+_BACKLOG_LIMIT = 4096  # events queued for span building before they are built anyway
 
 
 def _dt(ts: float) -> datetime:
@@ -69,6 +70,7 @@ class Recorder:
         self.writes = 0
         self.write_failures = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self._backlog: list[Event] = []
         self._wake = asyncio.Event()
         self._quiet = asyncio.Event()  # set when no write is in flight or asked for
         self._in_flight = False
@@ -79,7 +81,7 @@ class Recorder:
 
     # -- RunHooks ----------------------------------------------------------------------
     async def block_started(self, event: StartEvent) -> None:
-        self.spans.add(event)
+        self._backlog.append(event)
         marker = StartedMarker(
             event.block_id, event.block_name, event.block_type, _dt(event.started_at)
         )
@@ -87,7 +89,9 @@ class Recorder:
         await self.flush()
 
     def record(self, event: Event) -> None:
-        self.spans.add(event)
+        self._backlog.append(event)
+        if len(self._backlog) >= _BACKLOG_LIMIT:
+            self.digest()
         if isinstance(event, BlockStarted):  # not awaited (the start block): rides along
             self._note_started(
                 StartedMarker(
@@ -121,6 +125,13 @@ class Recorder:
                 event.success,
             )
 
+    def digest(self) -> None:
+        """Turn queued events into spans. Done while a marker write is in flight (the
+        database is working, the event loop is not), and before the final write."""
+        backlog, self._backlog = self._backlog, []
+        for event in backlog:
+            self.spans.add(event)
+
     # -- markers -----------------------------------------------------------------------
     def _note_started(self, marker: StartedMarker) -> None:
         # Same rule as the store: equal timestamps replace, older never do.
@@ -147,6 +158,9 @@ class Recorder:
             self._writer = asyncio.ensure_future(self._write_loop())
         else:
             self._wake.set()
+        if self._backlog:
+            await asyncio.sleep(0)  # let the writer hand its statement to the driver,
+            self.digest()  # then build spans while the database works on it
         # A block cancelled while waiting drops only its own future, never the write.
         await waiter
 

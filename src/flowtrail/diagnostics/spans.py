@@ -49,18 +49,17 @@ class SpanTree:
         self._iterations: dict[Key, Span] = {}
 
     def _span(self, name: str, kind: str, started_at: float, block_id: str | None = None) -> Span:
+        # Times stay floats (``_t0``/``_t1``) while running; ``clean`` formats them once.
         span: Span = {
             "name": name,
             "type": kind,
-            "started_at": iso(started_at),
-            "ended_at": None,
-            "duration_ms": None,
             "status": "running",
             "children": [],
+            "_t0": started_at,
+            "_t1": None,
         }
         if block_id is not None:
             span["block_id"] = block_id
-        span["_t0"] = started_at
         return span
 
     def _attach(self, parent: Span, span: Span) -> bool:
@@ -105,8 +104,7 @@ class SpanTree:
         return span
 
     def _close(self, span: Span, ended: float, status: str) -> None:
-        span["ended_at"] = iso(ended)
-        span["duration_ms"] = _ms(span["_t0"], ended)
+        span["_t1"] = ended
         span["status"] = status
 
     def add(self, event: Event) -> None:
@@ -131,7 +129,6 @@ class SpanTree:
                 self._iterations.pop(it_key, None)
             span = found
             span["_t0"] = event.started_at
-            span["started_at"] = iso(event.started_at)
             self._close(span, event.ended_at, "success" if event.success else "error")
         elif isinstance(event, ContainerCompleted):
             block_key = (_key(event.path), event.block_id)
@@ -183,7 +180,6 @@ class SpanTree:
         revived = _revive(trace)
         self.root["children"] = revived["children"]
         self.root["_t0"] = revived["_t0"]
-        self.root["started_at"] = revived.get("started_at", self.root["started_at"])
         kept = count(self.root)
         self.count = max(recorded_count, kept)
         self.elided = self.count - kept
@@ -210,8 +206,16 @@ def _frame(event: IterationCompleted) -> Any:
 
 
 def clean(span: Span) -> Span:
-    """A copy without the private timing keys, ready to serialise."""
-    out = {k: v for k, v in span.items() if not k.startswith("_") and k != "children"}
+    """A copy ready to serialise: times formatted, private keys gone."""
+    t0, t1 = span.get("_t0"), span.get("_t1")
+    out: Span = {
+        "name": span.get("name"),
+        "type": span.get("type"),
+        "started_at": iso(t0) if t0 is not None else None,
+        "ended_at": iso(t1) if t1 is not None else None,
+        "duration_ms": _ms(t0, t1) if t0 is not None and t1 is not None else None,
+    }
+    out.update((k, v) for k, v in span.items() if not k.startswith("_") and k != "children")
     out["children"] = [clean(c) for c in span["children"]]
     return out
 
@@ -221,8 +225,10 @@ def count(span: Span) -> int:
 
 
 def _revive(span: Span) -> Span:
-    out = dict(span)
+    """A stored span back in its running form (float times)."""
+    out = {k: v for k, v in span.items() if k not in ("started_at", "ended_at", "duration_ms")}
     out["children"] = [_revive(c) for c in span.get("children", [])]
-    started = out.get("started_at")
+    started, ended = span.get("started_at"), span.get("ended_at")
     out["_t0"] = datetime.fromisoformat(started).timestamp() if started else 0.0
+    out["_t1"] = datetime.fromisoformat(ended).timestamp() if ended else None
     return out
