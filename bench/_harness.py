@@ -9,6 +9,7 @@ prints one JSON line; the parent gathers them into a table or ``--json``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -483,3 +484,19 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def run_main(
+    args: Any,
+    scenario: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    run_all: Callable[[Any], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """The shared ``main``: a child interpreter runs one scenario; the parent runs them
+    all and prints the table (or JSON). Non-zero when a scenario failed."""
+    if args.scenario:
+        emit_child(asyncio.run(scenario(json.loads(args.scenario))))
+        return 0
+    report = run_all(args)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 1 if any("error" in v for v in report["scenarios"].values()) else 0

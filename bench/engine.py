@@ -26,7 +26,6 @@ asserted; targets are only printed as MET or MISSED.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -245,12 +244,7 @@ def render(report: dict[str, Any]) -> str:
 
 def main() -> int:
     args = h.parser(__doc__.splitlines()[0]).parse_args()
-    if args.scenario:
-        h.emit_child(asyncio.run(scenario(json.loads(args.scenario))))
-        return 0
-    report = run_all(args)
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 1 if any("error" in v for v in report["scenarios"].values()) else 0
+    return h.run_main(args, scenario, run_all, render)
 
 
 if __name__ == "__main__":

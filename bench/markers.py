@@ -25,8 +25,6 @@ cost (record off) <= 100 us per block in the chain.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -385,12 +383,7 @@ def main() -> int:
     p = h.parser(__doc__.splitlines()[0])
     p.add_argument("--floor-trips", type=int, default=2000, help="raw UPDATEs for the floor")
     args = p.parse_args()
-    if args.scenario:
-        h.emit_child(asyncio.run(scenario(json.loads(args.scenario))))
-        return 0
-    report = run_all(args)
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 1 if any("error" in v for v in report["scenarios"].values()) else 0
+    return h.run_main(args, scenario, run_all, render)
 
 
 if __name__ == "__main__":
