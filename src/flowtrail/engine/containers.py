@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowtrail.engine.events import ContainerCompleted, ContainerStarted, Frame, IterationCompleted
+from flowtrail.engine.outcome import Halt, Outcome, ScopeFailed, ScopePaused, message_of
 from flowtrail.engine.state import ScopeState, exit_output
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import BlockError, BlockTimeoutError
@@ -17,7 +18,7 @@ from flowtrail.model.definition import LoopBlock, ParallelBlock
 from flowtrail.model.graph import Node
 
 if TYPE_CHECKING:
-    from flowtrail.engine.executor import Outcome, ScopeRun
+    from flowtrail.engine.executor import ScopeRun
 
 
 class LoopVars(Mapping[str, Any]):
@@ -126,8 +127,6 @@ class _Lifecycle:
 
 
 def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Outcome:
-    from flowtrail.engine.executor import Outcome, ScopeFailed, _message
-
     node = life.node
     if isinstance(exc, ScopeFailed):
         inner = exc.block_id
@@ -136,7 +135,7 @@ def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Ou
             message = f"{node.type} '{node.id}' {where}, block '{inner}': {exc}"
     else:
         inner = node.id
-        message = _message(exc)
+        message = message_of(exc)
     life.finish(iterations, error=message)
     return Outcome(node, error=message, error_block_id=inner or node.id)
 
@@ -156,20 +155,22 @@ async def _bounded(life: _Lifecycle, body: Coroutine[Any, Any, Outcome]) -> Outc
         return _failed(life, life.iterations, expired, "timed out")
 
 
-async def run_loop(owner: ScopeRun, node: Node) -> Outcome:
-    spec = node.spec
-    assert isinstance(spec, LoopBlock) and node.scope is not None
+async def run_container(owner: ScopeRun, node: Node) -> Outcome:
+    """Run (or continue, after a pause) a loop or parallel within its own ``timeout:``."""
     resumed = owner.state.containers.pop(node.id, None)
-    cstate: dict[str, Any] = resumed or {"kind": "loop", "index": 0, "results": []}
+    if node.type == "loop":
+        cstate: dict[str, Any] = resumed or {"kind": "loop", "index": 0, "results": []}
+        body = _loop
+    else:
+        cstate = resumed or {"kind": "parallel", "results": {}, "branches": {}}
+        body = _parallel
     life = _Lifecycle(owner, node, cstate)
-    return await _bounded(life, _loop(owner, node, life, cstate, resumed is None))
+    return await _bounded(life, body(owner, node, life, cstate, resumed is None))
 
 
 async def _loop(
     owner: ScopeRun, node: Node, life: _Lifecycle, cstate: dict[str, Any], fresh: bool
 ) -> Outcome:
-    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
-
     spec = node.spec
     assert isinstance(spec, LoopBlock) and node.scope is not None
     results: list[Any] = cstate["results"]
@@ -267,20 +268,9 @@ def _truthy(
     return bool(expressions.evaluate(source, context))
 
 
-async def run_parallel(owner: ScopeRun, node: Node) -> Outcome:
-    spec = node.spec
-    assert isinstance(spec, ParallelBlock) and node.scope is not None
-    resumed = owner.state.containers.pop(node.id, None)
-    cstate: dict[str, Any] = resumed or {"kind": "parallel", "results": {}, "branches": {}}
-    life = _Lifecycle(owner, node, cstate)
-    return await _bounded(life, _parallel(owner, node, life, cstate, resumed is None))
-
-
 async def _parallel(
     owner: ScopeRun, node: Node, life: _Lifecycle, cstate: dict[str, Any], fresh: bool
 ) -> Outcome:
-    from flowtrail.engine.executor import Halt, Outcome, ScopeFailed, ScopePaused
-
     spec = node.spec
     assert isinstance(spec, ParallelBlock) and node.scope is not None
     try:

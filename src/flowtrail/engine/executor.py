@@ -18,7 +18,7 @@ import httpx
 
 from flowtrail.engine import blocks
 from flowtrail.engine.blocks import BlockResult, BlockServices, PauseRequested, Prices
-from flowtrail.engine.containers import run_loop, run_parallel
+from flowtrail.engine.containers import run_container
 from flowtrail.engine.events import (
     BlockCompleted,
     BlockStarted,
@@ -30,16 +30,16 @@ from flowtrail.engine.events import (
     StartEvent,
 )
 from flowtrail.engine.observers import ObserverHub
+from flowtrail.engine.outcome import Halt, Outcome, ScopeFailed, ScopePaused, message_of
 from flowtrail.engine.state import ScopeState, chosen_edges, exit_output, ready_on_resume, settle
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import (
     BlockError,
     BlockTimeoutError,
-    FlowtrailError,
     ReferenceResolutionError,
 )
 from flowtrail.model import expressions
-from flowtrail.model.definition import FunctionBlock, ResponseBlock, WorkflowBlock
+from flowtrail.model.definition import ResponseBlock, WorkflowBlock
 from flowtrail.model.graph import Node, Scope, Workflow
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.status import RunStatus
@@ -69,40 +69,6 @@ class RunResult:
     timed_out: bool = False
     pause_state: dict[str, Any] | None = None
     waiting_blocks: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one block or container task hands back to its scope. Never an exception."""
-
-    node: Node
-    output: Any = None
-    handle: str | None = None
-    error: str | None = None
-    error_block_id: str | None = None
-    paused: dict[str, Any] | None = None  # a container's state, or {} for a wait block
-
-
-class ScopeFailed(Exception):
-    def __init__(self, message: str, block_id: str | None) -> None:
-        super().__init__(message)
-        self.block_id = block_id
-
-
-class ScopePaused(Exception):
-    """A scope stopped early for a pause; its state (already updated) is resumable."""
-
-
-class Halt:
-    """A stop-launching flag that a scope shares with every scope nested inside it."""
-
-    def __init__(self, parent: Halt | None = None) -> None:
-        self.parent = parent
-        self.flag = False
-
-    @property
-    def is_set(self) -> bool:
-        return self.flag or (self.parent is not None and self.parent.is_set)
 
 
 def _now() -> float:
@@ -419,10 +385,8 @@ class ScopeRun:
         return settle(self.scope, self.state, node.id, fired)
 
     async def run_node(self, node: Node) -> Outcome:
-        if node.type == "loop":
-            return await run_loop(self, node)
-        if node.type == "parallel":
-            return await run_parallel(self, node)
+        if node.scope is not None:
+            return await run_container(self, node)
         if node.type in _LEAF_FREE:
             return await self.run_leaf(node)
         async with self.ex.slots:
@@ -459,7 +423,7 @@ class ScopeRun:
             ex.emit(self.completed(node, started_at, inputs, None, None, tries, paused=True))
             return Outcome(node, paused={})
         except Exception as exc:
-            message = _message(exc)
+            message = message_of(exc)
             tries = getattr(exc, "flowtrail_tries", 1)
             ex.emit(self.completed(node, started_at, inputs, None, message, tries))
             return Outcome(node, error=message, error_block_id=_block_of(exc, node))
@@ -541,16 +505,9 @@ class ScopeRun:
         return ScopeRun(self.ex, scope, state, self, frame, frame_vars, halt)
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, FlowtrailError):
-        return str(exc)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _block_of(exc: BaseException, node: Node) -> str:
     inner = getattr(exc, "inner_block_id", None)
     return inner if isinstance(inner, str) else node.id
 
 
-__all__ = ["Execution", "FunctionBlock", "RunOptions", "RunResult"]
+__all__ = ["Execution", "RunOptions", "RunResult"]

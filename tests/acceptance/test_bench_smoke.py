@@ -1,0 +1,25 @@
+"""The benchmarks keep working (tiny sizes; their figures are not checked here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("script", ["engine.py", "markers.py"])
+def test_benchmark_runs_and_reports_json(script: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--blocks", "20", "--repeat", "1",
+         "--backends", "sqlite", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["targets"], "a benchmark states its targets"
+    assert all("error" not in v for v in report["scenarios"].values())
