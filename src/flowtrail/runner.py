@@ -194,11 +194,13 @@ class Runner:
             raise RunStateError(f"run {run_id} is {current.status.value}, not paused")
         if not isinstance(current.pause_state, dict) or "state" not in current.pause_state:
             raise RunStateError(f"run {run_id} has no usable pause snapshot")
+        sealer = Sealer(self.settings.named_secrets)
         try:
-            snapshot = Sealer(self.settings.named_secrets).unseal(current.pause_state)
+            sealer.unseal(current.pause_state)  # a missing secret fails before the claim
+            row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
+            snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
         except KeyError as exc:
             raise RunStateError(str(exc.args[0])) from None
-        row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
@@ -253,10 +255,21 @@ class Runner:
             finalizer = Finalizer(
                 recorder, run_id, started_at, masker=masker, budget=self.settings.trace_budget_bytes
             )
+        gave_up = False
         try:
             result = await execution.run()
         except asyncio.CancelledError:
-            result = RunResult(RunStatus.CANCELLED, output={"cancelled": True})
+            # Whoever awaited this run stopped waiting (its task was cancelled, e.g. by a
+            # timeout): that is a failure forced from outside, not a cancel request.
+            gave_up = True
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            result = RunResult(
+                RunStatus.FAILED,
+                error="the caller stopped waiting for the run (its task was "
+                "cancelled); the run was abandoned",
+            )
         except Exception as exc:  # an engine bug must still end the run explained
             log.exception("run %s: the engine failed", run_id)
             result = RunResult(RunStatus.FAILED, error=f"internal engine error: {exc!r}")
@@ -301,6 +314,8 @@ class Runner:
             )
         )
         await hub.close(self.settings.observer_grace_seconds)
+        if gave_up:
+            raise asyncio.CancelledError
         return RunReport(
             run_id,
             execution.workflow.name,

@@ -7,6 +7,7 @@ succeeded stays a success.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.diagnostics.spans import clean
 from flowtrail.engine.executor import RunResult
+from flowtrail.errors import StoreUnavailableError
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store.records import Finalization, FinalizeOutcome
 
@@ -36,6 +38,7 @@ _FALLBACK = {
     FinalizationPath.PAUSED: FinalizationPath.PAUSED,
 }
 MAX_DURATION_MS = 2**53
+RETRY_DELAYS = (0.25, 1.0, 2.0)  # then one last try: about 3 s of outage is ridden out
 
 
 def duration_ms(started_at: float, ended_at: float) -> int:
@@ -96,17 +99,21 @@ class Finalizer:
         ):
             return None
         await self.recorder.drain()
+        if path is FinalizationPath.PAUSED and await self._cancel_pending():
+            # Asked to cancel while it was pausing: there is nothing to resume for.
+            result = RunResult(RunStatus.CANCELLED, output={"cancelled": True})
+            path = FinalizationPath.CANCELLED
         ended = time.time()
         try:
             fin = self._build(result, path, ended)
-            self.outcome = await self.store.finalize(self.run_id, fin)
+            self.outcome = await self._write(fin)
             return self.outcome
         except Exception as exc:
             failure = f"could not store the full record: {exc}"
             log.warning("run %s: %s; writing the minimal record", self.run_id, failure)
         try:
             minimal = self._minimal(result, path, ended, failure)
-            self.outcome = await self.store.finalize(self.run_id, minimal)
+            self.outcome = await self._write(minimal)
             self.completion_failure = failure
             return self.outcome
         except Exception as exc:
@@ -114,6 +121,30 @@ class Finalizer:
             self._failed_kind = path
             self.completion_failure = f"{failure}; minimal record failed too: {exc}"
             return None
+
+    async def _cancel_pending(self) -> bool:
+        if self.recorder.cancel_seen:
+            return True
+        try:
+            return await self.store.cancel_requested(self.run_id)
+        except Exception:  # unknown: pause, and let a resume check again (it does)
+            return False
+
+    async def _write(self, fin: Finalization) -> FinalizeOutcome:
+        """The terminal write, retried while the database is unreachable (a blip must not
+        leave the run `running`); any other refusal is final for this attempt."""
+        for delay in RETRY_DELAYS:
+            try:
+                return await self.store.finalize(self.run_id, fin)
+            except StoreUnavailableError as exc:
+                log.warning(
+                    "run %s: database unreachable at finalization (%s); retrying in %.1fs",
+                    self.run_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        return await self.store.finalize(self.run_id, fin)
 
     def _build(self, result: RunResult, path: FinalizationPath, ended: float) -> Finalization:
         rec = self.recorder
@@ -138,7 +169,9 @@ class Finalizer:
         dropped = {"tier": "dropped", "reason": reason, "span_count": self.recorder.spans.count}
         return Finalization(
             path=_FALLBACK[path],
-            output=json_safe(self.masker(result.output)),
+            # masked after it is made JSON-safe: a secret inside a set or an object only
+            # becomes visible text once it is turned into its repr
+            output=self.masker(json_safe(self.masker(result.output))),
             completion_failure=reason,
             execution_data={"trace": None, "truncation": dropped},
             has_trace_spans=False,

@@ -71,6 +71,7 @@ class Recorder:
         self.write_failures = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._backlog: list[Event] = []
+        self.span_failures = 0
         self._wake = asyncio.Event()
         self._quiet = asyncio.Event()  # set when no write is in flight or asked for
         self._in_flight = False
@@ -130,7 +131,11 @@ class Recorder:
         database is working, the event loop is not), and before the final write."""
         backlog, self._backlog = self._backlog, []
         for event in backlog:
-            self.spans.add(event)
+            try:
+                self.spans.add(event)
+            except Exception:  # a trace that cannot be built never touches the run
+                self.span_failures += 1
+                log.exception("run %s: a span could not be built; it is left out", self.run_id)
 
     # -- markers -----------------------------------------------------------------------
     def _note_started(self, marker: StartedMarker) -> None:
@@ -158,11 +163,14 @@ class Recorder:
             self._writer = asyncio.ensure_future(self._write_loop())
         else:
             self._wake.set()
-        if self._backlog:
-            await asyncio.sleep(0)  # let the writer hand its statement to the driver,
-            self.digest()  # then build spans while the database works on it
-        # A block cancelled while waiting drops only its own future, never the write.
-        await waiter
+        try:
+            if self._backlog:
+                await asyncio.sleep(0)  # let the writer hand its statement to the driver,
+                self.digest()  # then build spans while the database works on it
+        finally:
+            # Whatever happened above, the block goes on only once its marker is written.
+            # A block cancelled while waiting drops only its own future, never the write.
+            await waiter
 
     async def _write_loop(self) -> None:
         while self._waiters:
@@ -180,6 +188,8 @@ class Recorder:
                     async with asyncio.timeout(self._idle_seconds):
                         await self._wake.wait()
                 except TimeoutError:
+                    if self._waiters:  # asked for in the very turn the timer fired
+                        continue
                     return
 
     async def _write_once(self) -> None:
@@ -216,6 +226,8 @@ class Recorder:
         draining). Markers not yet written need no write of their own: the terminal or
         pause write folds them in."""
         while self._waiters or self._in_flight:
+            if self._waiters and (self._writer is None or self._writer.done()):
+                self._writer = asyncio.ensure_future(self._write_loop())
             self._quiet.clear()
             await self._quiet.wait()
         await self._stop_writer()

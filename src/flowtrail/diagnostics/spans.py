@@ -145,6 +145,13 @@ class SpanTree:
                 span["error_handled"] = event.handled
             self._close(span, event.ended_at, _status(event.success, event.paused))
 
+    def _safe_mask(self, value: Any) -> Any:
+        """Masked, or a note saying why the value could not be kept (a cycle, say)."""
+        try:
+            return self.masker(value)
+        except Exception as exc:
+            return f"<not recordable: {type(exc).__name__}>"
+
     def _complete(self, event: BlockCompleted) -> None:
         key = (_key(event.path), event.block_id)
         span = self._blocks.pop(key, None)
@@ -153,7 +160,7 @@ class SpanTree:
                 event.path, event.block_id, event.block_name, event.block_type, event.started_at
             )
             self._blocks.pop(key, None)
-        mask = self.masker
+        mask = self._safe_mask
         span["input"] = mask(event.input)
         span["output"] = mask(event.output)
         if event.error:

@@ -196,7 +196,9 @@ async def _loop(
     items = cstate.get("items")
     halt = Halt(owner.halt)
     index = cstate["index"]
-    last: ScopeState | None = None  # the previous iteration, readable by `while`
+    # the previous iteration, readable by `while` (kept across a pause at the boundary)
+    saved_last = cstate.pop("last", None)
+    last: ScopeState | None = ScopeState.from_json(saved_last) if saved_last else None
     while True:
         if total is not None and index >= total:
             break
@@ -223,6 +225,8 @@ async def _loop(
                 stopped = BlockError(f"stopped before iteration {index}: run ending", node.id)
                 return _failed(life, index, stopped, "stopped")
             cstate["index"] = index
+            if last is not None:
+                cstate["last"] = last.to_json()
             life.finish(index, paused=True)
             return Outcome(node, paused=cstate)
         state = ScopeState.from_json(current) if current else ScopeState()

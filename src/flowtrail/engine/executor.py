@@ -183,8 +183,12 @@ class Execution:
         try:
             await self._task
         except ScopeFailed as exc:
+            if self.cancelled:  # cancelled while failing: the request wins
+                return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
             return RunResult(RunStatus.FAILED, error=str(exc), error_block_id=exc.block_id)
         except ScopePaused:
+            if self.cancelled:  # cancelled while pausing: nothing left to resume
+                return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
             return RunResult(
                 RunStatus.PAUSED, pause_state=state.to_json(), waiting_blocks=_waiting(state)
             )

@@ -208,6 +208,11 @@ class SqlStore(ABC):
         if rows:
             return common.row_to_record(rows[0])
         status, _ = await self._current(run_id)
+        if status is RunStatus.PAUSED:
+            # A cancel was asked for while the run was pausing: honour it now.
+            record = await self.get_run(run_id)
+            await self.request_cancel(run_id, record.cancel_requested_by or "api")
+            raise RunStateError(f"run {run_id} was cancelled while it paused; not resumed")
         raise RunStateError(f"run {run_id} is {status}, not paused")
 
     async def get_run(self, run_id: str) -> RunRecord:

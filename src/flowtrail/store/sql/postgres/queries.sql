@@ -114,7 +114,7 @@ UPDATE workflow_execution_logs SET
     ended_at = NULL,
     duration_ms = NULL,
     updated_at = %(now)s::timestamptz
-WHERE id = %(id)s::text AND status = %(source)s::text
+WHERE id = %(id)s::text AND status = %(source)s::text AND cancel_requested_at IS NULL
 RETURNING *
 
 -- name: cancel_requested

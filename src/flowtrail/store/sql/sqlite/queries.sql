@@ -117,7 +117,7 @@ UPDATE workflow_execution_logs SET
     ended_at = NULL,
     duration_ms = NULL,
     updated_at = :now
-WHERE id = :id AND status = :source
+WHERE id = :id AND status = :source AND cancel_requested_at IS NULL
 RETURNING *
 
 -- name: cancel_requested
