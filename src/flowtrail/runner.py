@@ -204,16 +204,13 @@ class Runner:
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
-        trace = (
-            (row.execution_data or {}).get("trace")
-            if isinstance(row.execution_data, dict)
-            else None
+        stored = row.execution_data if isinstance(row.execution_data, dict) else {}
+        trace = stored.get("trace")
+        recorder.spans.seed(
+            trace if isinstance(trace, dict) else None,
+            row.trace_span_count,
+            int(stored.get("paused_spans") or 0),
         )
-        if isinstance(trace, dict):
-            recorder.spans.seed(trace, row.trace_span_count)
-        else:
-            recorder.spans.count = max(row.trace_span_count, 1)
-            recorder.spans.elided = max(row.trace_span_count - 1, 0)
         recorder.cost_total = row.cost_total
         recorder.tokens_prompt, recorder.tokens_completion = (
             row.tokens_prompt,

@@ -152,6 +152,7 @@ class Finalizer:
         status = "paused" if path is FinalizationPath.PAUSED else result.status.value
         root = rec.spans.finish(ended, status if status != "completed" else "success")
         data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)
+        data["paused_spans"] = rec.spans.paused_spans  # what a resume will continue
         return Finalization(
             path=path,
             output=self.masker(result.output),
@@ -173,7 +174,11 @@ class Finalizer:
             # becomes visible text once it is turned into its repr
             output=self.masker(json_safe(self.masker(result.output))),
             completion_failure=reason,
-            execution_data={"trace": None, "truncation": dropped},
+            execution_data={
+                "trace": None,
+                "truncation": dropped,
+                "paused_spans": self.recorder.spans.paused_spans,
+            },
             has_trace_spans=False,
             **self._shared(result, path, ended),
         )

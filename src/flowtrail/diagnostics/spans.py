@@ -44,6 +44,7 @@ class SpanTree:
         self.max_spans = max_spans
         self.count = 1
         self.elided = 0
+        self.paused_spans = 0  # left open by a pause, for a resume to continue
         self.root: Span = self._span(workflow, "workflow", started_at)
         self._blocks: dict[tuple[Key, str], Span] = {}  # open and placeholder block spans
         self._iterations: dict[Key, Span] = {}
@@ -106,6 +107,8 @@ class SpanTree:
     def _close(self, span: Span, ended: float, status: str) -> None:
         span["_t1"] = ended
         span["status"] = status
+        if status == "paused" and span is not self.root:
+            self.paused_spans += 1
 
     def add(self, event: Event) -> None:
         if isinstance(event, BlockStarted):
@@ -180,22 +183,50 @@ class SpanTree:
             span["cost"] = event.cost
         self._close(span, event.ended_at, _status(event.success, event.paused))
 
-    def seed(self, trace: Span, recorded_count: int) -> None:
-        """Continue a trace stored at a pause: earlier spans stay, the root reopens. The
-        count stays exact even when the stored trace was compacted: what is missing from
-        it is counted as elided."""
-        revived = _revive(trace)
-        self.root["children"] = revived["children"]
-        self.root["_t0"] = revived["_t0"]
+    def seed(self, trace: Span | None, recorded_count: int, paused_spans: int) -> None:
+        """Continue a trace stored at a pause: earlier spans stay, the root reopens, and
+        the spans the pause left open are continued. The count stays exact even when the
+        stored trace was compacted or dropped: a span left open that cannot be reopened
+        will be made again, so it is not counted twice."""
+        reopened = 0
+        if trace is not None:
+            revived = _revive(trace)
+            self.root["children"] = revived["children"]
+            self.root["_t0"] = revived["_t0"]
+            reopened = self._reopen(self.root, ())
         kept = count(self.root)
-        self.count = max(recorded_count, kept)
+        self.count = max(recorded_count - paused_spans + reopened, kept)
         self.elided = self.count - kept
 
+    def _reopen(self, span: Span, frames: Key) -> int:
+        """Index the spans a pause left open, so the resumed run continues them (the
+        paused container, its iteration, the waiting block) instead of starting copies.
+        Returns how many were reopened."""
+        reopened = 0
+        for child in span.get("children", []):
+            if child.get("type") == "iteration":
+                key: Key = (*frames, (span.get("block_id", ""), span["type"], child["index"]))
+                if child["status"] == "paused":
+                    child["status"], child["_t1"] = "running", None
+                    self._iterations[key] = child
+                    reopened += 1
+                reopened += self._reopen(child, key)
+            elif "block_id" in child:
+                if child["status"] == "paused":
+                    child["status"], child["_t1"] = "running", None
+                    self._blocks[(frames, child["block_id"])] = child
+                    reopened += 1
+                inner = (*frames, (child["block_id"], "workflow", 0))
+                reopened += self._reopen(child, inner if child["type"] == "workflow" else frames)
+        return reopened
+
     def finish(self, ended_at: float, status: str) -> Span:
-        """Close the root and anything still open (abandoned by a cancel or a crash)."""
+        """Close the root and anything still open: left ``paused`` at a pause (a resume
+        reopens them), ``cancelled`` by a cancel, ``abandoned`` otherwise."""
+        left = {"paused": "paused", "cancelled": "cancelled"}.get(status, "abandoned")
         for span in list(self._blocks.values()) + list(self._iterations.values()):
             if span["status"] == "running":
-                self._close(span, ended_at, "cancelled" if status == "cancelled" else "abandoned")
+                self._close(span, ended_at, left)
         self._close(self.root, ended_at, status)
         return self.root
 

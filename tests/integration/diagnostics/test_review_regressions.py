@@ -144,3 +144,41 @@ async def test_a_secret_inside_an_unstorable_output_is_masked_in_the_fallback(db
     assert record.finalization_path is FinalizationPath.FALLBACK_COMPLETED
     stored = json.dumps([record.output, record.completion_failure, record.execution_data])
     assert secret not in stored and "***" in stored
+
+
+async def test_resumes_continue_the_open_spans_instead_of_copying_them(db, flow) -> None:
+    fl = flow(
+        {
+            "name": "loop-of-waits",
+            "blocks": {
+                "start": {"type": "start"},
+                "lp": {
+                    "type": "loop",
+                    "count": 2,
+                    "blocks": {
+                        "f": {"type": "function", "call": "FNS:delay"},
+                        "w": {"type": "wait", "for": "input"},
+                    },
+                    "connections": ["f -> w"],
+                },
+            },
+            "connections": ["start -> lp"],
+        },
+        CODE,
+    )
+    runner = Runner(Settings(), db)
+    report = await runner.run(fl.workflow)
+    for answer in (1, 2):
+        assert report.status is RunStatus.PAUSED
+        report = await (await runner.resume(fl.workflow, report.run_id, {"v": answer})).result()
+    assert report.status is RunStatus.COMPLETED
+    record = await db.get_run(report.run_id)
+    trace = record.execution_data["trace"]
+    loops = [s for s in trace["children"] if s.get("block_id") == "lp"]
+    assert len(loops) == 1 and loops[0]["status"] == "success"
+    iterations = loops[0]["children"]
+    assert [i["index"] for i in iterations] == [0, 1]
+    assert all(i["status"] == "success" for i in iterations)
+    assert [[c["name"] for c in i["children"]] for i in iterations] == [["f", "w"], ["f", "w"]]
+    # root + start + loop + 2 iterations + 2 x (f, w)
+    assert record.trace_span_count == 9
