@@ -99,32 +99,22 @@ class Recorder:
                     event.block_id, event.block_name, event.block_type, _dt(event.started_at)
                 )
             )
-        elif isinstance(event, BlockCompleted):
-            if event.paused:
-                return
+        elif isinstance(event, BlockCompleted | ContainerCompleted) and not event.paused:
             self._note_completed(
-                event.block_id,
-                event.block_name,
-                event.block_type,
-                event.ended_at,
-                event.success,
+                event.block_id, event.block_name, event.block_type, event.ended_at, event.success
             )
-            if event.cost:
-                self.cost_total += event.cost
-                self._cost_dirty = True
-            if event.tokens is not None:
-                self.tokens_prompt += event.tokens.prompt
-                self.tokens_completion += event.tokens.completion
-            if event.model:
-                self.models.add(event.model)
-        elif isinstance(event, ContainerCompleted) and not event.paused:
-            self._note_completed(
-                event.block_id,
-                event.block_name,
-                event.block_type,
-                event.ended_at,
-                event.success,
-            )
+            if isinstance(event, BlockCompleted):
+                self._add_usage(event)
+
+    def _add_usage(self, event: BlockCompleted) -> None:
+        if event.cost:
+            self.cost_total += event.cost
+            self._cost_dirty = True
+        if event.tokens is not None:
+            self.tokens_prompt += event.tokens.prompt
+            self.tokens_completion += event.tokens.completion
+        if event.model:
+            self.models.add(event.model)
 
     def digest(self) -> None:
         """Turn queued events into spans. Done while a marker write is in flight (the

@@ -134,14 +134,7 @@ class SpanTree:
             span["_t0"] = event.started_at
             self._close(span, event.ended_at, "success" if event.success else "error")
         elif isinstance(event, ContainerCompleted):
-            block_key = (_key(event.path), event.block_id)
-            container = self._blocks.pop(block_key, None)
-            if container is None:
-                container = self._open(
-                    event.path, event.block_id, event.block_name, event.block_type, event.started_at
-                )
-                self._blocks.pop(block_key, None)
-            span = container
+            span = self._take(event)
             span["iterations"] = event.iterations
             if event.error:
                 span["error"] = self.masker(event.error)
@@ -155,7 +148,9 @@ class SpanTree:
         except Exception as exc:
             return f"<not recordable: {type(exc).__name__}>"
 
-    def _complete(self, event: BlockCompleted) -> None:
+    def _take(self, event: BlockCompleted | ContainerCompleted) -> Span:
+        """The span an ending block closes: its open one, or (if its start was never
+        seen, e.g. elided) a new one. Either way it leaves the index of open spans."""
         key = (_key(event.path), event.block_id)
         span = self._blocks.pop(key, None)
         if span is None:
@@ -163,6 +158,10 @@ class SpanTree:
                 event.path, event.block_id, event.block_name, event.block_type, event.started_at
             )
             self._blocks.pop(key, None)
+        return span
+
+    def _complete(self, event: BlockCompleted) -> None:
+        span = self._take(event)
         mask = self._safe_mask
         span["input"] = mask(event.input)
         span["output"] = mask(event.output)
