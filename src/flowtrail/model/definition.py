@@ -137,6 +137,7 @@ class ParallelBlock(BlockBase):
     count: int | str | None = None
     collection: Any = None
     max_concurrency: int | None = Field(None, ge=1)
+    max_branches: int = Field(1000, ge=1, description="Branch cap, like a loop's max_iterations.")
     blocks: dict[str, Block] = Field(default_factory=dict)
     connections: list[str] = Field(default_factory=list)
 
