@@ -1,0 +1,117 @@
+"""What every command shares: the consoles, exit codes, the ``--db``/``--json`` options,
+and one way to turn flowtrail errors into a clear message and an exit code.
+
+Exit codes: 0 completed (or success), 1 the run failed, 2 invalid workflow, input or
+usage (nothing was run), 3 the run paused for input, 4 unknown run or a run in the wrong
+state, 5 the database could not be used, 130 cancelled or interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from flowtrail.cli.output import dump
+from flowtrail.errors import (
+    FlowtrailError,
+    InputError,
+    RunNotFoundError,
+    RunStateError,
+    StoreError,
+    WorkflowError,
+)
+from flowtrail.settings import Settings
+from flowtrail.status import RunStatus
+from flowtrail.store import SqlStore, open_store
+
+EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CANCELLED = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    130,
+)
+STATUS_EXIT = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.CANCELLED: EXIT_CANCELLED,
+    RunStatus.PAUSED: EXIT_PAUSED,
+    RunStatus.CRASHED: EXIT_FAILED,
+}
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help="Database URL (sqlite:///path or "
+        "postgresql://…); default FLOWTRAIL_DATABASE_URL "
+        "or sqlite:///.flowtrail/flowtrail.db",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived before a run started: nothing was run."""
+
+    code = "interrupted"
+
+
+def fail(code: int, error: FlowtrailError | Interrupted | str, as_json: bool = False) -> NoReturn:
+    message = str(error)
+    kind = getattr(error, "code", "error")
+    if as_json:
+        out.print(dump({"error": {"code": kind, "message": message}}))
+    err.print(f"[red]error[/] ({kind}): {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def guard(fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool = False) -> T:
+    """Run a coroutine, turning flowtrail errors into exit codes and clear messages."""
+    try:
+        return asyncio.run(fn())
+    except (WorkflowError, InputError) as exc:
+        fail(EXIT_INVALID, exc, as_json)
+    except (RunNotFoundError, RunStateError) as exc:
+        fail(EXIT_NOT_FOUND, exc, as_json)
+    except StoreError as exc:
+        fail(EXIT_STORE, exc, as_json)
+    except FlowtrailError as exc:
+        fail(EXIT_INVALID, exc, as_json)
+    except Interrupted as exc:
+        fail(EXIT_CANCELLED, exc, as_json)
+    except KeyboardInterrupt:
+        fail(EXIT_CANCELLED, Interrupted("interrupted"), as_json)
+
+
+def settings_for(db: str | None) -> Settings:
+    return Settings.from_env(database_url=db)
+
+
+async def open_db(settings: Settings) -> SqlStore:
+    """Connect. The embedded SQLite default migrates itself; a shared PostgreSQL database
+    is migrated on purpose, with ``flowtrail db upgrade``."""
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        if store.backend == "sqlite":
+            await store.migrate()
+        elif pending := await store.pending_migrations():
+            raise StoreError(
+                f"the database schema is not up to date ({len(pending)} migration(s) pending: "
+                f"{', '.join(pending)}); run `flowtrail db upgrade`"
+            )
+    except BaseException:
+        await store.close()
+        raise
+    return store

@@ -1,0 +1,100 @@
+"""``flowtrail show``, ``runs`` and ``cancel``: reading and steering stored runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
+from flowtrail.cli.output import dump, runs_table, show_record
+from flowtrail.diagnostics.view import record_json
+from flowtrail.errors import InputError
+from flowtrail.status import RunStatus
+from flowtrail.store.records import RunFilter
+
+RunIdArgument = Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id.")]
+
+
+def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """One run: status, finalization path, markers, error, cost and span tree."""
+
+    async def go() -> int:
+        store = await open_db(settings_for(db))
+        try:
+            data = record_json(await store.get_run(run_id))
+        finally:
+            await store.close()
+        if as_json:
+            out.print(dump(data))
+        else:
+            show_record(out, data)
+        return 0
+
+    raise typer.Exit(guard(go, as_json))
+
+
+def list_runs(
+    status: Annotated[
+        str | None, typer.Option(metavar="STATUS", help="Only runs with this status.")
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only runs of this workflow.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, metavar="N", help="At most this many runs.")
+    ] = 20,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent runs, newest first."""
+
+    async def go() -> int:
+        try:
+            wanted = RunStatus(status) if status else None
+        except ValueError:
+            raise InputError(
+                f"unknown status '{status}' (one of: {', '.join(s.value for s in RunStatus)})"
+            ) from None
+        store = await open_db(settings_for(db))
+        try:
+            rows = await store.list_runs(RunFilter(wanted, workflow, limit))
+        finally:
+            await store.close()
+        data = [record_json(r) for r in rows]
+        if as_json:
+            out.print(dump(data))
+        else:
+            out.print(runs_table(data))
+        return 0
+
+    raise typer.Exit(guard(go, as_json))
+
+
+def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Request cancellation. A running run stops within about one poll interval (0.5 s by
+    default); a paused run is cancelled at once."""
+
+    async def go() -> int:
+        store = await open_db(settings_for(db))
+        try:
+            outcome = await store.request_cancel(run_id, "cli")
+        finally:
+            await store.close()
+        data = {
+            "id": run_id,
+            "status": outcome.status.value,
+            "requested": outcome.requested,
+            "finalized": outcome.finalized,
+        }
+        if as_json:
+            out.print(dump(data))
+        elif outcome.finalized:
+            err.print(f"run {run_id} cancelled")
+        elif outcome.requested:
+            err.print(f"cancellation of run {run_id} requested; it stops at its next check")
+        else:
+            err.print(f"run {run_id} already ended: {outcome.status.value}")
+        return 0
+
+    raise typer.Exit(guard(go, as_json))

@@ -1,0 +1,205 @@
+"""``flowtrail run`` and ``flowtrail resume``: start or continue a run, follow it, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from contextlib import suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flowtrail.cli.common import (
+    EXIT_FAILED,
+    STATUS_EXIT,
+    DbOption,
+    Interrupted,
+    JsonOption,
+    err,
+    guard,
+    open_db,
+    out,
+    settings_for,
+)
+from flowtrail.cli.output import dump, show_record
+from flowtrail.cli.progress import Progress
+from flowtrail.diagnostics.view import record_json, unrecorded_json
+from flowtrail.errors import InputError, RunStateError
+from flowtrail.model.compile import compile_definition, compile_file
+from flowtrail.model.definition import WorkflowDefinition
+from flowtrail.model.graph import Workflow
+from flowtrail.runner import RunHandle, Runner, RunReport
+from flowtrail.status import RunStatus
+from flowtrail.store import Store
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopper:
+    """Ctrl-C and SIGTERM for the whole life of a run command.
+
+    Installed before anything else, so a signal never kills the process: before the run
+    starts it means "start nothing" (``Interrupted``); once a run exists it cancels it,
+    which records the request, finalizes the run ``cancelled`` and ends with the summary.
+    The handlers run on the event loop, so they act while a plain-Python block holds a
+    thread and while an ``async`` block awaits.
+    """
+
+    def __init__(self) -> None:
+        self.handle: RunHandle | None = None
+        self.signal: str | None = None
+
+    def __enter__(self) -> Stopper:
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            with suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            with suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.signal = self.signal or sig.name
+        if self.handle is not None:
+            self.handle.cancel(f"cli:{self.signal}")
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a signal came before the run started."""
+        if self.signal is not None:
+            raise Interrupted(f"{self.signal} received before the run started; nothing was run")
+
+    def attach(self, handle: RunHandle) -> RunHandle:
+        self.handle = handle
+        if self.signal is not None:  # it came while the run row was being written
+            handle.cancel(f"cli:{self.signal}")
+        return handle
+
+
+def read_input(value: str | None) -> Any:
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read input file {value[1:]}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+
+
+async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:
+    data: dict[str, Any]
+    if store is not None:
+        data = record_json(await store.get_run(report.run_id))
+    else:
+        data = unrecorded_json(report)
+    if as_json:
+        out.print(dump(data))
+    else:
+        show_record(err, data, spans=False)
+    return STATUS_EXIT.get(report.status, EXIT_FAILED)
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    input: Annotated[
+        str | None,
+        typer.Option("--input", "-i", metavar="JSON", help="Run input: JSON, or @file.json."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Run deadline in seconds.")
+    ] = None,
+    no_record: Annotated[
+        bool,
+        typer.Option("--no-record", help="Do not write the durable record (nothing is stored)."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Run a workflow, showing live progress on stderr, then a summary."""
+
+    async def go() -> int:
+        with Stopper() as stopper:
+            workflow = compile_file(file)
+            values = read_input(input)
+            settings = settings_for(db).with_overrides(run_timeout=timeout)
+            store = None if no_record else await open_db(settings)
+            try:
+                stopper.check()
+                observers = [] if quiet else [Progress(err)]
+                runner = Runner(settings, store)
+                handle = stopper.attach(
+                    await runner.start(workflow, values, trigger="cli", observers=observers)
+                )
+                err.print(f"[dim]run {handle.run_id}[/]", markup=True)
+                report = await handle.result()
+                return await finish(report, store, as_json)
+            finally:
+                if store is not None:
+                    await store.close()
+
+    raise typer.Exit(guard(go, as_json))
+
+
+def resume(
+    run_id: Annotated[str, typer.Argument(help="A paused run.")],
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="JSON",
+            help="JSON given to the waiting block(s), or @file.json.",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Continue a paused run exactly where it stopped."""
+
+    async def go() -> int:
+        with Stopper() as stopper:
+            values = read_input(input)
+            settings = settings_for(db)
+            store = await open_db(settings)
+            try:
+                record = await store.get_run(run_id)
+                if record.status is not RunStatus.PAUSED:
+                    raise RunStateError(f"run {run_id} is {record.status.value}, not paused")
+                workflow = await stored_workflow(store, record.snapshot_hash, record.pause_state)
+                stopper.check()
+                runner = Runner(settings, store)
+                handle = stopper.attach(
+                    await runner.resume(
+                        workflow, run_id, values, observers=[] if quiet else [Progress(err)]
+                    )
+                )
+                report = await handle.result()
+                return await finish(report, store, as_json)
+            finally:
+                await store.close()
+
+    raise typer.Exit(guard(go, as_json))
+
+
+async def stored_workflow(store: Store, snapshot_hash: str, pause_state: Any) -> Workflow:
+    """The exact definition the run started with, from its snapshot."""
+    document = await store.get_snapshot(snapshot_hash)
+    if document is None:
+        raise RunStateError(f"the workflow snapshot {snapshot_hash} is missing")
+    source = pause_state.get("source") if isinstance(pause_state, dict) else None
+    definition = WorkflowDefinition.model_validate(document)
+    return compile_definition(definition, source=Path(source) if source else None)
