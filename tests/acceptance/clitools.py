@@ -110,9 +110,7 @@ def started(block_id: str) -> Callable[[list[dict[str, Any]]], dict[str, Any] | 
     return check
 
 
-def run_in_pty(
-    cli: Cli, *args: str, columns: int = 100, timeout: float = 60
-) -> tuple[int, str]:
+def run_in_pty(cli: Cli, *args: str, columns: int = 100, timeout: float = 60) -> tuple[int, str]:
     """Run the command with stdout and stderr on a real terminal (a pty of ``columns``
     columns); return its exit code and everything it drew, escape sequences included."""
     import fcntl

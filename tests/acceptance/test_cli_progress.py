@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from flowtrail.cli.progress import CHILD
 from tests.acceptance.clitools import Cli, run_in_pty, write_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,8 +40,8 @@ def test_progress_lines_name_the_iteration_and_the_child_workflow(cli: Cli) -> N
     lines = result.stderr.splitlines()
     for expected in (
         "▶ bill [0] (workflow)",
-        "▶ bill [1] › subtotal (function)",
+        f"▶ bill [1]{CHILD}subtotal (function)",
         "✓ each (loop, 2 iterations)",
     ):
         assert expected in lines, (expected, result.stderr)
-    assert any(line.startswith("✓ bill [1] › tax ") for line in lines), result.stderr
+    assert any(line.startswith(f"✓ bill [1]{CHILD}tax ") for line in lines), result.stderr

@@ -1,8 +1,8 @@
 """Live progress on stderr: an ordinary observer, so it can never slow or break a run.
 
 Every line names where a block runs: ``fetch [2]`` is iteration (or branch) 2 of the
-enclosing loop or parallel, ``invoice › total`` is block ``total`` of child workflow block
-``invoice`` (indices are 0-based, as in ``flowtrail show``).
+enclosing loop or parallel; ``invoice`` then ``CHILD`` then ``total`` is block ``total`` of
+child workflow block ``invoice`` (indices are 0-based, as in ``flowtrail show``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from flowtrail.engine.events import (
 )
 
 MAX_ROWS = 12
+CHILD = " \u203a "  # a right-pointing angle quote between a workflow block and its blocks
 
 
 def place(block_id: str, path: Path) -> str:
@@ -42,7 +43,7 @@ def place(block_id: str, path: Path) -> str:
         else:
             indices += f"[{frame.index}]"
     segments.append(_indexed(block_id, indices))
-    return " › ".join(segments)
+    return CHILD.join(segments)
 
 
 def _indexed(name: str, indices: str) -> str:
