@@ -86,20 +86,56 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     exec_data = data.get("execution_data") or {}
     trace = exec_data.get("trace") if isinstance(exec_data, dict) else None
     if spans and trace:
-        console.print(span_tree(trace))
+        tree, hidden = span_tree(trace)
+        console.print(tree)
+        if hidden:
+            console.print(f"[dim]… {hidden} more spans (--json for all)[/]")
         trunc = exec_data.get("truncation")
         if trunc:
             console.print(f"[dim]trace compacted: {trunc}[/]")
 
 
-def span_tree(trace: dict[str, Any]) -> Tree:
-    lines = span_lines(trace)
+SPAN_LINES = 200  # span lines shown by default; the error paths come on top
+ERROR_PATHS = 5  # error spans past the cut whose path is still shown
+_WALK_ALL = 10**9
+
+
+def span_tree(trace: dict[str, Any], limit: int = SPAN_LINES) -> tuple[Tree, int]:
+    """The first ``limit`` spans (depth first), plus the path from the root to every error
+    span past the cut (the failing block must never be hidden); returns the tree and how
+    many spans were left out."""
+    lines = span_lines(trace, limit=_WALK_ALL)
+    parents = _parents([depth for depth, _, _ in lines])
+    keep = set(range(min(limit, len(lines))))
+    has_error_child = {parents[i] for i, line in enumerate(lines) if line[2] == "error"}
+    beyond = [
+        i
+        for i in range(len(keep), len(lines))
+        if lines[i][2] == "error" and i not in has_error_child
+    ]
+    for i in beyond[:ERROR_PATHS]:
+        while i >= 0 and i not in keep:
+            keep.add(i)
+            i = parents[i]
     root = Tree(_styled(*lines[0][1:]))
-    stack: list[Tree] = [root]
-    for depth, label, status in lines[1:]:
+    nodes: dict[int, Tree] = {0: root}
+    for i in sorted(keep - {0}):
+        parent = nodes[parents[i]]
+        if i - 1 not in keep:
+            parent.add("[dim]…[/]")  # spans were skipped here
+        nodes[i] = parent.add(_styled(*lines[i][1:]))
+    return root, len(lines) - len(keep)
+
+
+def _parents(depths: list[int]) -> list[int]:
+    """Index of each line's parent line (-1 for the root), from the depth-first depths."""
+    parents: list[int] = []
+    stack: list[int] = []
+    for i, depth in enumerate(depths):
         del stack[depth:]
-        stack.append(stack[-1].add(_styled(label, status)))
-    return root
+        parents.append(stack[-1] if stack else -1)
+        stack.append(i)
+    return parents
 
 
 def _styled(label: str, status: str) -> str:
