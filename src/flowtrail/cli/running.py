@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from contextlib import suppress
 from pathlib import Path
@@ -26,10 +25,11 @@ from flowtrail.cli.common import (
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.progress import Progress
 from flowtrail.diagnostics.view import record_json, unrecorded_json
-from flowtrail.errors import InputError, RunStateError
+from flowtrail.errors import RunStateError
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
+from flowtrail.model.loading import read_input
 from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
@@ -79,23 +79,6 @@ class Stopper:
         if self.signal is not None:  # it came while the run row was being written
             handle.cancel(f"cli:{self.signal}")
         return handle
-
-
-def read_input(value: str | None) -> Any:
-    if value is None:
-        return None
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read input file {value[1:]}: {exc.strerror}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
 
 
 async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:

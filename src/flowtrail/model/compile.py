@@ -28,6 +28,7 @@ from flowtrail.model.definition import (
     WorkflowDefinition,
 )
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
+from flowtrail.model.limits import MAX_CONTAINER_DEPTH
 from flowtrail.model.loading import Positions, read_definition
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -145,6 +146,16 @@ class _Compiler:
                 self.problem("a start block belongs at the top level", block_id, bpath)
             inner: Scope | None = None
             if isinstance(spec, LoopBlock | ParallelBlock):
+                nesting = sum(1 for part in bpath if part == "blocks")
+                if nesting > MAX_CONTAINER_DEPTH:
+                    self.problem(
+                        f"loops and parallels nest more than {MAX_CONTAINER_DEPTH} levels deep "
+                        "here; flatten them or move the inner part into a child workflow",
+                        block_id,
+                        bpath,
+                        "too_deep",
+                    )
+                    continue
                 if not spec.blocks:
                     self.problem(
                         f"empty {kind}: it has no blocks inside", block_id, bpath, "empty_container"

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flowtrail.model.limits import MAX_NAME_LENGTH
+
 BLOCK_TYPES = (
     "start",
     "function",
@@ -24,7 +26,10 @@ RESERVED_IDS = frozenset({"loop", "parallel", "vars", "env", "secrets", "run"})
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # NaN and infinities validate nowhere: a run could neither use nor store them.
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class Retry(_Model):
@@ -33,7 +38,9 @@ class Retry(_Model):
 
 
 class BlockBase(_Model):
-    name: str | None = Field(None, description="Display name; defaults to the block id.")
+    name: str | None = Field(
+        None, max_length=MAX_NAME_LENGTH, description="Display name; defaults to the block id."
+    )
     description: str | None = None
     retry: Retry | None = None
     timeout: float | None = Field(None, gt=0, description="Seconds before the block fails.")
@@ -198,7 +205,7 @@ class InputSpec(_Model):
 class WorkflowDefinition(_Model):
     """A whole workflow file."""
 
-    name: str
+    name: str = Field(max_length=MAX_NAME_LENGTH)
     description: str | None = None
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)

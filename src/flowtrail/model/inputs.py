@@ -6,6 +6,7 @@ from typing import Any
 
 from flowtrail.errors import InputError
 from flowtrail.model.definition import InputSpec, WorkflowDefinition
+from flowtrail.model.limits import LimitError, check_value
 
 _CHECKS: dict[str, tuple[type | tuple[type, ...], ...]] = {
     "string": (str,),
@@ -31,6 +32,10 @@ def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
         raw = {}
     if not isinstance(raw, dict):
         raise InputError(f"run input must be a JSON object, got {type(raw).__name__}")
+    try:
+        check_value(raw, "input")
+    except LimitError as exc:
+        raise InputError(f"invalid run input: {exc}") from None
     if not definition.inputs:
         return dict(raw)
     problems = []

@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import ValidationError
 
-from flowtrail.errors import Problem, WorkflowParseError, WorkflowValidationError
+from flowtrail.errors import InputError, Problem, WorkflowParseError, WorkflowValidationError
 from flowtrail.model.definition import BLOCK_TYPES, WorkflowDefinition
+from flowtrail.model.limits import (
+    MAX_NESTING,
+    MAX_YAML_VALUES,
+    TOO_MANY_DIGITS,
+    LimitError,
+    clip,
+    decode_text,
+    parse_json,
+    value_problems,
+)
 
 Positions = dict[tuple[str, ...], int]
 
 
 def _walk_positions(
-    node: yaml.Node, path: tuple[str, ...], out: Positions, problems: list[Problem]
+    node: yaml.Node,
+    path: tuple[str, ...],
+    out: Positions,
+    problems: list[Problem],
+    seen_nodes: set[int],
 ) -> None:
     out.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen_nodes:
+        return  # an alias: its keys were checked (and its lines noted) where it was written
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -26,7 +43,7 @@ def _walk_positions(
             if key in seen:
                 problems.append(
                     Problem(
-                        f"duplicate key '{key}'",
+                        f"duplicate key '{clip(key)}'",
                         block_id=key if path and path[-1] == "blocks" else None,
                         line=key_node.start_mark.line + 1,
                         code="duplicate_id" if path and path[-1] == "blocks" else "duplicate_key",
@@ -34,47 +51,111 @@ def _walk_positions(
                 )
             seen.add(key)
             out[(*path, key)] = key_node.start_mark.line + 1
-            _walk_positions(value_node, (*path, key), out, problems)
+            _walk_positions(value_node, (*path, key), out, problems, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk_positions(item, (*path, str(i)), out, problems)
+            _walk_positions(item, (*path, str(i)), out, problems, seen_nodes)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded: the composer recurses once per nesting level, and
+    aliases can make a few hundred bytes expand to billions of values."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.sizes: dict[int, int] = {}  # expanded value count of each finished node
+
+    def _limit(self, message: str, event: yaml.Event, code: str) -> NoReturn:
+        raise yaml.YAMLError(_LimitMark(message, event.start_mark, code))
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node = self.anchors.get(event.anchor) if event.anchor is not None else None
+            if node is not None and id(node) not in self.sizes:
+                self._limit(
+                    f"alias *{clip(event.anchor)} refers to a value holding it", event, "too_deep"
+                )
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self._limit(f"nested more than {MAX_NESTING} levels deep", event, "too_deep")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            size += sum(self.sizes[id(k)] + self.sizes[id(v)] for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(self.sizes[id(item)] for item in node.value)
+        if size > MAX_YAML_VALUES:
+            self._limit(
+                f"expands to more than {MAX_YAML_VALUES:,} values (through aliases); "
+                "write the values out or use fewer aliases",
+                event,
+                "too_large",
+            )
+        self.sizes[id(node)] = size
+        return node
+
+
+class _LimitMark:
+    """Carries a limit's message and place through PyYAML's error type."""
+
+    def __init__(self, message: str, mark: Any, code: str) -> None:
+        self.message = message
+        self.mark = mark
+        self.code = code
+
+
+def _parse_yaml(text: str, filename: str | None) -> tuple[Any, yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+        return data, node
+    except yaml.YAMLError as exc:
+        arg = exc.args[0] if exc.args else None
+        if isinstance(arg, _LimitMark):
+            raise _parse_error(arg.message, arg.mark.line + 1, filename, arg.code) from None
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise _parse_error(
+            f"malformed YAML: {clip(reason, 200)}",
+            mark.line + 1 if mark is not None else None,
+            filename,
+            "malformed_workflow",
+        ) from None
+    except ValueError:  # an integer past Python's int-string limit
+        raise _parse_error(TOO_MANY_DIGITS, None, filename, "too_large") from None
+    finally:
+        loader.dispose()
+
+
+def _parse_error(message: str, line: int | None, filename: str | None, code: str) -> Exception:
+    return WorkflowParseError([Problem(message, line=line, file=filename, code=code)])
 
 
 def parse_document(text: str, *, filename: str | None = None) -> tuple[Any, Positions]:
-    """Parse YAML (JSON is YAML too, but gets JSON's own error messages)."""
+    """Parse YAML (JSON is YAML too, but gets JSON's own error messages), within the
+    limits of :mod:`flowtrail.model.limits`."""
     positions: Positions = {}
     stripped = text.lstrip()
     if (filename and filename.endswith(".json")) or stripped.startswith("{"):
         try:
-            return json.loads(text), positions
+            return parse_json(text), positions
         except json.JSONDecodeError as exc:
-            raise WorkflowParseError(
-                [
-                    Problem(
-                        f"malformed JSON: {exc.msg}",
-                        line=exc.lineno,
-                        file=filename,
-                        code="malformed_workflow",
-                    )
-                ]
-            ) from exc
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise WorkflowParseError(
-            [
-                Problem(
-                    f"malformed YAML: {reason}", line=line, file=filename, code="malformed_workflow"
-                )
-            ]
-        ) from exc
+            raise _parse_error(
+                f"malformed JSON: {exc.msg}", exc.lineno, filename, "malformed_workflow"
+            ) from None
+        except LimitError as exc:
+            raise _parse_error(str(exc), None, filename, exc.code) from None
+    data, node = _parse_yaml(text, filename)
     problems: list[Problem] = []
     if node is not None:
-        _walk_positions(node, (), positions, problems)
+        _walk_positions(node, (), positions, problems, set())
     if problems:
         raise WorkflowValidationError([_in_file(p, filename) for p in problems])
     return data, positions
@@ -142,7 +223,7 @@ def _check_types(data: Any, path: tuple[str, ...], positions: Positions) -> list
         elif kind not in BLOCK_TYPES:
             problems.append(
                 Problem(
-                    f"unknown block type '{kind}' (known: {', '.join(BLOCK_TYPES)})",
+                    f"unknown block type '{clip(kind)}' (known: {', '.join(BLOCK_TYPES)})",
                     str(block_id),
                     _line(positions, (*where, "type")),
                     code="unknown_block_type",
@@ -150,6 +231,23 @@ def _check_types(data: Any, path: tuple[str, ...], positions: Positions) -> list
             )
         elif kind in ("loop", "parallel"):
             problems.extend(_check_types(block, where, positions))
+    return problems
+
+
+def _check_values(data: dict[str, Any], positions: Positions) -> list[Problem]:
+    """Values no backend could store, or past the documented limits (any depth is safe)."""
+    problems: list[Problem] = []
+    for path, reason in value_problems(data, keys=True):
+        block, clean = _block_of(path)
+        where = ".".join(clip(p, 40) for p in clean)
+        problems.append(
+            Problem(
+                f"{where}: {reason}" if where else reason,
+                clip(block) if block is not None else None,
+                _line(positions, clean),
+                code="invalid_value",
+            )
+        )
     return problems
 
 
@@ -167,6 +265,9 @@ def definition_from_data(
                 )
             ]
         )
+    problems = _check_values(data, positions)
+    if problems:
+        raise WorkflowValidationError([_in_file(p, filename) for p in problems])
     problems = _check_types(data, (), positions)
     if problems:
         raise WorkflowValidationError([_in_file(p, filename) for p in problems])
@@ -194,7 +295,7 @@ def definition_from_data(
 def read_definition(path: str | Path) -> tuple[WorkflowDefinition, Positions]:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise WorkflowParseError(
             [
@@ -205,5 +306,34 @@ def read_definition(path: str | Path) -> tuple[WorkflowDefinition, Positions]:
                 )
             ]
         ) from exc
-    data, positions = parse_document(text, filename=str(file))
-    return definition_from_data(data, positions, filename=str(file)), positions
+    try:
+        text = decode_text(data)
+    except LimitError as exc:
+        raise _parse_error(str(exc), None, str(file), exc.code) from None
+    document, positions = parse_document(text, filename=str(file))
+    return definition_from_data(document, positions, filename=str(file)), positions
+
+
+def read_input(value: str | None) -> Any:
+    """A run input given as JSON text or ``@file``, parsed within the limits. Raises
+    :class:`InputError` saying what is wrong (and where, for malformed JSON)."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        name = value[1:]
+        try:
+            text = decode_text(Path(name).read_bytes())
+        except OSError as exc:
+            raise InputError(f"cannot read input file {clip(name)}: {exc.strerror}") from exc
+        except LimitError as exc:
+            raise InputError(f"input file {clip(name)}: {exc}") from None
+    try:
+        parsed = parse_json(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except LimitError as exc:
+        raise InputError(f"--input: {exc}") from None
+    return parsed
