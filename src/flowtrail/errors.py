@@ -7,14 +7,20 @@
     │   ├── WorkflowParseError        malformed YAML/JSON (carries the line)
     │   └── WorkflowValidationError   one or more problems, each naming a block
     ├── InputError                    the run input does not match ``inputs:``
+    ├── SettingsError                 a setting (``FLOWTRAIL_*`` or ``Settings``) is not valid
     ├── BlockError                    a block failed while running
     │   ├── ReferenceResolutionError  a template/expression names a missing field
     │   └── BlockTimeoutError         a block ran past its ``timeout``
     ├── StoreError                    the database refused or could not be reached
-    │   ├── StoreUnavailableError     connection-level failure
-    │   └── RunNotFoundError          no run with that id
+    │   ├── StoreUnavailableError     connection-level failure (retried at finalization)
+    │   └── DatabaseNotFoundError     no database there (reading never creates one)
+    ├── RunNotFoundError              no run with that id in the database searched
     ├── RunStateError                 the run is not in a state that allows this
+    │   └── MissingSecretError        a paused run needs a secret that is not set now
     └── RunDeadlineExceeded           the run ran past its deadline
+
+``RunNotFoundError`` is not a ``StoreError``: code that rides out database outages
+(``except StoreError``) must not also swallow "no such run".
 
 Cancellation is signalled with :class:`asyncio.CancelledError` (a ``BaseException``), so a
 user's ``except Exception`` inside a function block can never swallow it.
@@ -73,6 +79,13 @@ class InputError(FlowtrailError):
     code = "invalid_input"
 
 
+class SettingsError(FlowtrailError):
+    """A setting given through a ``FLOWTRAIL_*`` variable or a ``Settings`` field is not
+    valid; the message names the setting."""
+
+    code = "invalid_settings"
+
+
 class BlockError(FlowtrailError):
     code = "block_failed"
 
@@ -97,16 +110,40 @@ class StoreUnavailableError(StoreError):
     code = "store_unavailable"
 
 
-class RunNotFoundError(StoreError):
+class DatabaseNotFoundError(StoreError):
+    """A read (``show``, ``runs``, ``cancel``, ``resume``) found no database at the URL;
+    reads never create one."""
+
+    code = "database_not_found"
+
+
+class RunNotFoundError(FlowtrailError):
+    """No run with that id. ``database`` is the (redacted) URL that was searched."""
+
     code = "run_not_found"
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, database: str | None = None) -> None:
         self.run_id = run_id
-        super().__init__(f"no run with id '{run_id}'")
+        self.database = database
+        where = f" in {database}" if database else ""
+        super().__init__(f"no run with id '{run_id}'{where}")
 
 
 class RunStateError(FlowtrailError):
     code = "invalid_run_state"
+
+
+class MissingSecretError(RunStateError):
+    """A paused run's snapshot refers to a secret that is not set in this process."""
+
+    code = "missing_secret"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        variable = name if name.startswith("FLOWTRAIL_") else f"FLOWTRAIL_SECRET_{name}"
+        super().__init__(
+            f"the paused run needs secret '{name}', which is not set now (set {variable})"
+        )
 
 
 class RunDeadlineExceeded(FlowtrailError):

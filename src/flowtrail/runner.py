@@ -43,6 +43,9 @@ class RunReport:
     persisted: FinalizeOutcome | None
     waiting_blocks: tuple[str, ...] = ()
     completion_failure: str | None = None
+    record_final: bool = True
+    """False when the durable record could not be written: ``status`` is what the engine
+    reached, and the database does not hold it (the row may still say ``running``)."""
 
 
 def new_run_id() -> str:
@@ -195,12 +198,9 @@ class Runner:
         if not isinstance(current.pause_state, dict) or "state" not in current.pause_state:
             raise RunStateError(f"run {run_id} has no usable pause snapshot")
         sealer = Sealer(self.settings.named_secrets)
-        try:
-            sealer.unseal(current.pause_state)  # a missing secret fails before the claim
-            row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
-            snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
-        except KeyError as exc:
-            raise RunStateError(str(exc.args[0])) from None
+        sealer.unseal(current.pause_state)  # a missing secret fails before the claim
+        row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
+        snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
@@ -250,7 +250,13 @@ class Runner:
             recorder.on_cancel_requested = execution.cancel
             recorder.start_watch()
             finalizer = Finalizer(
-                recorder, run_id, started_at, masker=masker, budget=self.settings.trace_budget_bytes
+                recorder,
+                run_id,
+                started_at,
+                masker=masker,
+                budget=self.settings.trace_budget_bytes,
+                retry_seconds=self.settings.finalize_retry_seconds,
+                max_output_bytes=self.settings.max_output_bytes,
             )
         gave_up = False
         try:
@@ -291,13 +297,18 @@ class Runner:
         if recorder is not None and finalizer is not None:
             await recorder.stop_watch()
             persisted = await finalizer.finalize(result)
-            if persisted is None:
+            if persisted is None and result.status is RunStatus.PAUSED:
+                # The pause snapshot could not be stored, so nothing can ever resume the
+                # run: it did fail, and saying so is true. Any other outcome is never
+                # recorded as something else (a completed run is never stored as failed).
                 persisted = await finalizer.force_fail(
-                    f"the run ended {result.status.value} but its record could not be stored: "
+                    f"the run paused but its pause state could not be stored: "
                     f"{finalizer.completion_failure}"
                 )
                 if persisted is not None:
                     result = RunResult(RunStatus.FAILED, error=finalizer.completion_failure)
+            if persisted is None:
+                await finalizer.leave_note(result.status)
             failure = finalizer.completion_failure
         status = persisted.status if persisted is not None else result.status
         hub.publish(
@@ -323,4 +334,5 @@ class Runner:
             persisted,
             result.waiting_blocks,
             failure,
+            record_final=recorder is None or persisted is not None,
         )

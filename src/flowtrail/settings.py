@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from flowtrail.diagnostics.compaction import DEFAULT_BUDGET
+from flowtrail.diagnostics.finalize import (
+    DEFAULT_FINALIZE_RETRY_SECONDS,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    MAX_OUTPUT_BYTES,
+    MIN_OUTPUT_BYTES,
+)
 from flowtrail.engine.blocks import Prices
-from flowtrail.errors import FlowtrailError
+from flowtrail.errors import SettingsError
 
 DEFAULT_DATABASE_PATH = Path(".flowtrail") / "flowtrail.db"
 SECRET_PREFIX = "FLOWTRAIL_SECRET_"
@@ -30,6 +36,13 @@ class Settings:
     trace_budget_bytes: int = DEFAULT_BUDGET
     max_spans_in_memory: int = 50_000
     observer_grace_seconds: float = 2.0
+    finalize_retry_seconds: float = DEFAULT_FINALIZE_RETRY_SECONDS
+    """How long the terminal write keeps retrying while the database is unavailable
+    (outage, disk full, read-only file) before the run is reported as not final."""
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    """Largest run output stored as is (its JSON text in UTF-8 bytes); a larger one is
+    stored as a truncated preview with truncation metadata, so every record fits every
+    backend's limits (PostgreSQL's jsonb stops at 256 MB)."""
     prices: Prices = field(default_factory=Prices)
     agent_base_url: str | None = None
     agent_api_key: str | None = None
@@ -38,13 +51,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
-            raise FlowtrailError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
+            raise SettingsError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.run_timeout is not None and self.run_timeout <= 0:
-            raise FlowtrailError(f"run_timeout must be positive, got {self.run_timeout}")
+            raise SettingsError(f"run_timeout must be positive, got {self.run_timeout}")
         if self.cancel_poll_seconds <= 0:
-            raise FlowtrailError("cancel_poll_seconds must be positive")
+            raise SettingsError("cancel_poll_seconds must be positive")
         if self.trace_budget_bytes < 1024:
-            raise FlowtrailError("trace_budget_bytes must be at least 1024")
+            raise SettingsError("trace_budget_bytes must be at least 1024")
+        if not self.finalize_retry_seconds >= 0:  # also refuses NaN
+            raise SettingsError(
+                f"finalize_retry_seconds must be zero or more, got {self.finalize_retry_seconds}"
+            )
+        if not MIN_OUTPUT_BYTES <= self.max_output_bytes <= MAX_OUTPUT_BYTES:
+            raise SettingsError(
+                f"max_output_bytes must be between {MIN_OUTPUT_BYTES} and {MAX_OUTPUT_BYTES}, "
+                f"got {self.max_output_bytes}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -57,12 +79,14 @@ class Settings:
             ("FLOWTRAIL_RUN_TIMEOUT", "run_timeout", float),
             ("FLOWTRAIL_CANCEL_POLL_SECONDS", "cancel_poll_seconds", float),
             ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
+            ("FLOWTRAIL_FINALIZE_RETRY_SECONDS", "finalize_retry_seconds", float),
+            ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),
         ):
             if env.get(key):
                 try:
                     values[name] = conv(env[key])
                 except ValueError:
-                    raise FlowtrailError(f"{key}={env[key]!r} is not a valid number") from None
+                    raise SettingsError(f"{key}={env[key]!r} is not a valid number") from None
         values["agent_base_url"] = env.get("FLOWTRAIL_AGENT_BASE_URL") or env.get("OPENAI_BASE_URL")
         values["agent_api_key"] = env.get("FLOWTRAIL_AGENT_API_KEY") or env.get("OPENAI_API_KEY")
         values["secrets"] = {
@@ -103,5 +127,5 @@ def parse_prices(text: str) -> Prices:
             for model, p in raw.items()
         }
     except (ValueError, AttributeError, TypeError) as exc:
-        raise FlowtrailError(f"FLOWTRAIL_PRICES is not a valid price table: {exc}") from exc
+        raise SettingsError(f"FLOWTRAIL_PRICES is not a valid price table: {exc}") from exc
     return Prices(table)

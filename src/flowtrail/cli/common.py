@@ -98,10 +98,11 @@ def settings_for(db: str | None) -> Settings:
     return Settings.from_env(database_url=db)
 
 
-async def open_db(settings: Settings) -> SqlStore:
+async def open_db(settings: Settings, *, create: bool = False) -> SqlStore:
     """Connect. The embedded SQLite default migrates itself; a shared PostgreSQL database
-    is migrated on purpose, with ``flowtrail db upgrade``."""
-    store = open_store(settings.database_url)
+    is migrated on purpose, with ``flowtrail db upgrade``. Only ``run`` may create the
+    SQLite file (``create``): a read never makes a new, empty database."""
+    store = open_store(settings.database_url, create=create)
     await store.open()
     try:
         if store.backend == "sqlite":

@@ -12,6 +12,7 @@ import typer
 
 from flowtrail.cli.common import (
     EXIT_FAILED,
+    EXIT_STORE,
     STATUS_EXIT,
     DbOption,
     Interrupted,
@@ -25,7 +26,7 @@ from flowtrail.cli.common import (
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.progress import Progress
 from flowtrail.diagnostics.view import record_json, unrecorded_json
-from flowtrail.errors import RunStateError
+from flowtrail.errors import FlowtrailError, RunStateError
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
@@ -83,6 +84,8 @@ class Stopper:
 
 async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:
     data: dict[str, Any]
+    if store is not None and not report.record_final:
+        return await not_final(report, store, as_json)
     if store is not None:
         data = record_json(await store.get_run(report.run_id))
     else:
@@ -92,6 +95,38 @@ async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:
     else:
         show_record(err, data, spans=False)
     return STATUS_EXIT.get(report.status, EXIT_FAILED)
+
+
+async def not_final(report: RunReport, store: Store, as_json: bool) -> int:
+    """The engine reached an outcome the database does not hold: say so, exit 5."""
+    try:
+        stored: str | None = (await store.get_run(report.run_id)).status.value
+    except FlowtrailError:
+        stored = None
+    message = (
+        f"run {report.run_id} ended {report.status.value}, but its record is not final: "
+        f"{report.completion_failure or 'the terminal write failed'}. "
+        + (
+            f"The database still says {stored}."
+            if stored
+            else "The run cannot be read back from the database."
+        )
+    )
+    if as_json:
+        data = unrecorded_json(report)
+        del data["status"]  # never claim a status the database does not hold
+        data.update(
+            record_final=False,
+            engine_status=report.status.value,
+            stored_status=stored,
+            completion_failure=report.completion_failure,
+            recorded=stored is not None,
+            run_error=data["error"],
+            error={"code": "record_not_final", "message": message},
+        )
+        out.print(dump(data))
+    err.print(f"[red]error[/] (record_not_final): {message}", markup=True)
+    return EXIT_STORE
 
 
 def run(
@@ -118,7 +153,7 @@ def run(
             workflow = compile_file(file)
             values = read_input(input)
             settings = settings_for(db).with_overrides(run_timeout=timeout)
-            store = None if no_record else await open_db(settings)
+            store = None if no_record else await open_db(settings, create=True)
             try:
                 stopper.check()
                 observers = [] if quiet else [Progress(err)]

@@ -2,7 +2,10 @@
 
 Outcome first, telemetry second: if the full record cannot be stored, a minimal one is
 written instead (output kept, spans dropped, ``completion_failure`` says why). A run that
-succeeded stays a success.
+succeeded stays a success: it is never recorded as failed. While the database is
+unavailable (an outage, a full disk, a read-only file) the write is retried for
+``finalize_retry_seconds``; when even the minimal record cannot be stored, ``finalize``
+returns ``None`` and the caller must report the record as not final.
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ _FALLBACK = {
     FinalizationPath.PAUSED: FinalizationPath.PAUSED,
 }
 MAX_DURATION_MS = 2**53
-RETRY_DELAYS = (0.25, 1.0, 2.0)  # then one last try: about 3 s of outage is ridden out
+DEFAULT_FINALIZE_RETRY_SECONDS = 30.0
+FIRST_RETRY_DELAY, MAX_RETRY_DELAY = 0.25, 2.0
+# The stored output's cap: far below PostgreSQL's jsonb limit (256 MB) and SQLite's
+# default SQLITE_MAX_LENGTH (1 GB), so the record always fits both.
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES = 1024, 128 * 1024 * 1024
+# A truncated output keeps this fraction of the cap as a preview of its JSON text: one
+# character escapes to at most 6 bytes, so the preview document stays under the cap.
+_PREVIEW_DIVISOR = 8
 
 
 def duration_ms(started_at: float, ended_at: float) -> int:
@@ -55,6 +66,22 @@ def json_safe(value: Any) -> Any:
     except (ValueError, TypeError, RecursionError):
         return {"unserializable": repr(value)[:2000].replace("\x00", "")}
     return _without_nul(plain)
+
+
+def cap_output(value: Any, max_bytes: int) -> tuple[Any, dict[str, Any] | None]:
+    """``value`` when its JSON text fits ``max_bytes`` (UTF-8), else a stand-in document
+    with truncation metadata and a preview of the text, plus that metadata."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return value, None  # not JSON at all: the store refuses it, the fallback repairs it
+    if len(text) <= max_bytes // 4:  # at most 4 bytes per character: surely fits
+        return value, None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= max_bytes:
+        return value, None
+    meta = {"truncated": True, "original_bytes": size, "max_output_bytes": max_bytes}
+    return {**meta, "preview": text[: max_bytes // _PREVIEW_DIVISOR]}, meta
 
 
 def _without_nul(value: Any) -> Any:
@@ -76,6 +103,8 @@ class Finalizer:
         *,
         masker: Masker,
         budget: int = DEFAULT_BUDGET,
+        retry_seconds: float = DEFAULT_FINALIZE_RETRY_SECONDS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         self.recorder = recorder
         self.store = recorder.store
@@ -83,6 +112,8 @@ class Finalizer:
         self.started_at = started_at
         self.masker = masker
         self.budget = budget
+        self.retry_seconds = retry_seconds
+        self.max_output_bytes = max_output_bytes
         self.outcome: FinalizeOutcome | None = None
         self._failed_kind: FinalizationPath | None = None
         self.completion_failure: str | None = None
@@ -104,16 +135,18 @@ class Finalizer:
             result = RunResult(RunStatus.CANCELLED, output={"cancelled": True})
             path = FinalizationPath.CANCELLED
         ended = time.time()
+        # One budget for both records: an outage longer than it is not ridden out twice.
+        deadline = time.monotonic() + self.retry_seconds
         try:
             fin = self._build(result, path, ended)
-            self.outcome = await self._write(fin)
+            self.outcome = await self._write(fin, deadline)
             return self.outcome
         except Exception as exc:
             failure = f"could not store the full record: {exc}"
             log.warning("run %s: %s; writing the minimal record", self.run_id, failure)
         try:
             minimal = self._minimal(result, path, ended, failure)
-            self.outcome = await self._write(minimal)
+            self.outcome = await self._write(minimal, deadline)
             self.completion_failure = failure
             return self.outcome
         except Exception as exc:
@@ -130,21 +163,42 @@ class Finalizer:
         except Exception:  # unknown: pause, and let a resume check again (it does)
             return False
 
-    async def _write(self, fin: Finalization) -> FinalizeOutcome:
-        """The terminal write, retried while the database is unreachable (a blip must not
-        leave the run `running`); any other refusal is final for this attempt."""
-        for delay in RETRY_DELAYS:
+    async def _write(self, fin: Finalization, deadline: float) -> FinalizeOutcome:
+        """The terminal write, retried until ``deadline`` while the database is unavailable
+        (a blip, a full disk or a read-only file must not leave the run `running`); any
+        other refusal is final for this attempt. At least one attempt is always made."""
+        delay = FIRST_RETRY_DELAY
+        while True:
             try:
                 return await self.store.finalize(self.run_id, fin)
             except StoreUnavailableError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                wait = min(delay, left)
                 log.warning(
-                    "run %s: database unreachable at finalization (%s); retrying in %.1fs",
+                    "run %s: database unavailable at finalization (%s); retrying in %.2fs",
                     self.run_id,
                     exc,
-                    delay,
+                    wait,
                 )
-                await asyncio.sleep(delay)
-        return await self.store.finalize(self.run_id, fin)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+
+    async def leave_note(self, status: RunStatus) -> None:
+        """Best effort, one attempt: when no record could be stored, say on the row (if it
+        can still be reached) what the engine reached, without changing its status."""
+        try:
+            await self.store.add_note(
+                self.run_id,
+                {
+                    "kind": "unrecorded_result",
+                    "status": status.value,
+                    "reason": self.masker(self.completion_failure or "")[:2000],
+                },
+            )
+        except Exception as exc:
+            log.warning("run %s: could not leave a note on the row either: %s", self.run_id, exc)
 
     def _build(self, result: RunResult, path: FinalizationPath, ended: float) -> Finalization:
         rec = self.recorder
@@ -153,9 +207,12 @@ class Finalizer:
         root = rec.spans.finish(ended, status if status != "completed" else "success")
         data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)
         data["paused_spans"] = rec.spans.paused_spans  # what a resume will continue
+        output, truncation = cap_output(self.masker(result.output), self.max_output_bytes)
+        if truncation is not None:
+            data["output_truncation"] = truncation
         return Finalization(
             path=path,
-            output=self.masker(result.output),
+            output=output,
             execution_data=data,
             has_trace_spans=data.get("trace") is not None,
             **self._shared(result, path, ended),
@@ -168,17 +225,22 @@ class Finalizer:
         the full record (the trace, an odd output) cannot break this one too."""
         reason = self.masker(failure)
         dropped = {"tier": "dropped", "reason": reason, "span_count": self.recorder.spans.count}
+        # masked after it is made JSON-safe: a secret inside a set or an object only
+        # becomes visible text once it is turned into its repr
+        safe = self.masker(json_safe(self.masker(result.output)))
+        output, truncation = cap_output(safe, self.max_output_bytes)
+        data: dict[str, Any] = {
+            "trace": None,
+            "truncation": dropped,
+            "paused_spans": self.recorder.spans.paused_spans,
+        }
+        if truncation is not None:
+            data["output_truncation"] = truncation
         return Finalization(
             path=_FALLBACK[path],
-            # masked after it is made JSON-safe: a secret inside a set or an object only
-            # becomes visible text once it is turned into its repr
-            output=self.masker(json_safe(self.masker(result.output))),
+            output=output,
             completion_failure=reason,
-            execution_data={
-                "trace": None,
-                "truncation": dropped,
-                "paused_spans": self.recorder.spans.paused_spans,
-            },
+            execution_data=data,
             has_trace_spans=False,
             **self._shared(result, path, ended),
         )

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flowtrail.errors import MissingSecretError
+
 MASK = "***"
 _MIN_SECRET_LENGTH = 3  # masking "a" or "" everywhere would destroy the record
 
@@ -69,7 +71,7 @@ class Sealer:
         def put_back(match: re.Match[str]) -> str:
             name = match["name"]
             if name not in self.by_name:
-                raise KeyError(f"the paused run needs secret '{name}', which is not set now")
+                raise MissingSecretError(name)
             return self.by_name[name]
 
         return _SEALED.sub(put_back, text)

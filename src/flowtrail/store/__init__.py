@@ -39,14 +39,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> SqlStore:
-    """A store for ``url``, not yet connected: ``await store.open()`` connects."""
+def open_store(url: str, *, create: bool = True) -> SqlStore:
+    """A store for ``url``, not yet connected: ``await store.open()`` connects.
+
+    ``create=False`` (every read) refuses to create a SQLite file that does not exist
+    (``DatabaseNotFoundError``); a PostgreSQL database is never created by flowtrail.
+    """
     scheme, sep, _ = url.partition("://")
     if sep:
         if scheme == "sqlite":
             from flowtrail.store.sqlite import SqliteStore
 
-            return SqliteStore(url)
+            return SqliteStore(url, create=create)
         if scheme in ("postgresql", "postgres"):
             from flowtrail.store.postgres import PostgresStore
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from flowtrail.status import RunStatus
 from flowtrail.store.records import (
     CancelOutcome,
     Finalization,
@@ -63,6 +65,11 @@ class Store(Protocol):
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
         """Compare-and-set through ``status.TRANSITIONS``; a loser becomes a note."""
+        ...
+
+    async def add_note(self, run_id: str, note: Mapping[str, Any]) -> RunStatus:
+        """Append a note (time-stamped) to the run's ``notes`` without touching its status;
+        return the status it holds."""
         ...
 
     async def request_cancel(self, run_id: str, by: str) -> CancelOutcome: ...

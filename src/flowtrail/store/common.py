@@ -69,14 +69,28 @@ def parse_ts(value: Any) -> datetime | None:
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (``"\\ud800"``, which Python strings can
+    hold but UTF-8, SQLite and PostgreSQL cannot) becomes U+FFFD; a surrogate pair that
+    arrived as two code points is joined into the one character it stands for."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def encode_json(value: Any, what: str) -> str | None:
-    """Strict JSON: no NaN, no fallback for unknown objects. ``None`` stays SQL NULL."""
+    """Strict JSON: no NaN, no fallback for unknown objects. ``None`` stays SQL NULL.
+    Lone surrogates are replaced (``safe_text``) rather than refused: they are the one
+    flaw that is repaired here, because a repaired output is still the run's output."""
     if value is None:
         return None
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(f"{what} is not JSON-encodable: {exc}") from exc
+    text = safe_text(text)
     # PostgreSQL's jsonb cannot hold U+0000; refuse it on both backends alike, before
     # any write, rather than only failing on one of them.
     if "\\u0000" in text and _NUL.search(text):
@@ -154,9 +168,9 @@ def finalize_params(
         "ended_at": None if running else ts(fin.ended_at),
         "duration_ms": None if running else fin.duration_ms,
         "output": encode_json(fin.output, "output"),
-        "error_message": fin.error_message,
-        "error_block_id": fin.error_block_id,
-        "completion_failure": fin.completion_failure,
+        "error_message": _opt_text(fin.error_message),
+        "error_block_id": _opt_text(fin.error_block_id),
+        "completion_failure": _opt_text(fin.completion_failure),
         "execution_data": encode_json(fin.execution_data, "execution_data"),
         "has_trace_spans": fin.has_trace_spans,
         "trace_span_count": fin.trace_span_count,
@@ -174,6 +188,16 @@ def finalize_params(
         ),
         **marker_params(fin.started, fin.completed, ts),
     }
+
+
+def _opt_text(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
+
+
+def note_json(note: Mapping[str, Any], now: datetime) -> str:
+    """A note for the row's ``notes`` list, stamped with the time it was written."""
+    stamped = {"at": now.astimezone(UTC).isoformat(timespec="microseconds"), **note}
+    return encode_json(stamped, "note") or "{}"
 
 
 def late_result_note(fin: Finalization, now: datetime) -> str:
@@ -297,6 +321,10 @@ def redact_url(url: str) -> str:
             query = urlencode(
                 [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*"
             )
+        if netloc == parts.netloc and query == parts.query:
+            # Nothing to hide: keep the URL as given (urlunsplit would turn
+            # sqlite:////abs/path into sqlite://abs/path, a different URL).
+            return url
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return "<unparseable url>"

@@ -1,21 +1,32 @@
-"""SQLite backend: one aiosqlite connection in autocommit mode, WAL journal."""
+"""SQLite backend: one aiosqlite connection in autocommit mode, WAL journal.
+
+The file is opened by URI with ``mode=rwc`` only when the caller may create it (running
+a workflow); readers open it ``mode=rw``, so a mistyped path or a deleted file is an
+error, never a new empty database.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiosqlite
 
-from flowtrail.errors import StoreError, StoreUnavailableError
+from flowtrail.errors import DatabaseNotFoundError, StoreError, StoreUnavailableError
 from flowtrail.status import RunStatus
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
+from flowtrail.store.records import Finalization, FinalizeOutcome
 from flowtrail.store.sqlstore import Row, SqlStore
+
+_FileId = tuple[int, int]
 
 # busy_timeout first: switching to WAL needs a lock another process may be holding.
 _PRAGMAS = (
@@ -27,7 +38,15 @@ _PRAGMAS = (
 
 # Errors that mean "the database cannot be used right now" rather than "this statement
 # is wrong": the caller may retry or fall back.
-_UNAVAILABLE = ("unable to open", "database is locked", "disk i/o error", "readonly database")
+# A full disk and a read-only file are among them: both can be fixed while the run waits,
+# and the terminal write retries them like an outage.
+_UNAVAILABLE = (
+    "unable to open",
+    "database is locked",
+    "disk i/o error",
+    "readonly database",
+    "database or disk is full",
+)
 
 
 def sqlite_path(url: str) -> str:
@@ -66,21 +85,47 @@ def split_statements(script: str) -> list[str]:
 class SqliteStore(SqlStore):
     backend = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__(url)
         self.path = sqlite_path(url)
+        self._abspath = self.path if self.path == ":memory:" else os.path.abspath(self.path)
+        self.create = create
         self._db: aiosqlite.Connection | None = None
+        self._file: _FileId | None = None
+
+    def _file_id(self) -> _FileId | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     async def open(self) -> None:
         if self._db is not None:
             return
+        memory = self.path == ":memory:"
+        if (
+            not memory
+            and not self.create
+            and not await asyncio.to_thread(os.path.isfile, self._abspath)
+        ):
+            raise DatabaseNotFoundError(
+                f"no flowtrail database at {self.url} (the file does not exist; "
+                "reading never creates one)"
+            )
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            if memory:
+                self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            else:
+                if self.create:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                mode = "rwc" if self.create else "rw"
+                uri = f"file:{quote(self._abspath)}?mode={mode}"
+                self._db = await aiosqlite.connect(uri, isolation_level=None, uri=True)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.url}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
+        self._file = None if memory else self._file_id()
         try:
             for pragma in _PRAGMAS:
                 await self._fetch(pragma, {})
@@ -92,6 +137,16 @@ class SqliteStore(SqlStore):
         db, self._db = self._db, None
         if db is not None:
             await db.close()
+
+    async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
+        """The terminal write goes to the file at the path, not to a file that was deleted
+        or replaced since it was opened (the open handle would still accept the write,
+        into a file nobody can read again, and the run would say it was recorded)."""
+        if self._file is not None and self._file_id() != self._file:
+            await self.close()
+            self.create = False  # a deleted database is not silently recreated
+            await self.open()  # DatabaseNotFoundError when it is gone for good
+        return await super().finalize(run_id, fin)
 
     async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
         # ``hot`` needs nothing here: sqlite3 keeps a per-connection statement cache.

@@ -160,9 +160,20 @@ class SqlStore(ABC):
         note = common.late_result_note(fin, now)
         rows = await self._q("append_note", {"id": run_id, "note": note, "now": self._ts(now)})
         if not rows:
-            raise RunNotFoundError(run_id)
+            raise self._not_found(run_id)
         status, path = common.status_and_path(rows[0])
         return FinalizeOutcome(False, status, path)
+
+    async def add_note(self, run_id: str, note: Mapping[str, Any]) -> RunStatus:
+        now = common.utcnow()
+        params = {"id": run_id, "note": common.note_json(note, now), "now": self._ts(now)}
+        rows = await self._q("append_note", params)
+        if not rows:
+            raise self._not_found(run_id)
+        return RunStatus(rows[0]["status"])
+
+    def _not_found(self, run_id: str) -> RunNotFoundError:
+        return RunNotFoundError(run_id, common.redact_url(self.url))
 
     async def request_cancel(self, run_id: str, by: str) -> CancelOutcome:
         cancellable = sources_for(RunStatus.CANCELLED)
@@ -191,7 +202,7 @@ class SqlStore(ABC):
     async def cancel_requested(self, run_id: str) -> bool:
         rows = await self._q("cancel_requested", {"id": run_id})
         if not rows:
-            raise RunNotFoundError(run_id)
+            raise self._not_found(run_id)
         return bool(rows[0]["cancel_requested"])
 
     async def claim_resume(self, run_id: str) -> RunRecord:
@@ -218,7 +229,7 @@ class SqlStore(ABC):
     async def get_run(self, run_id: str) -> RunRecord:
         rows = await self._q("get_run", {"id": run_id})
         if not rows:
-            raise RunNotFoundError(run_id)
+            raise self._not_found(run_id)
         return common.row_to_record(rows[0])
 
     async def list_runs(self, filt: RunFilter) -> list[RunRecord]:
@@ -232,7 +243,7 @@ class SqlStore(ABC):
     async def _current(self, run_id: str) -> tuple[RunStatus, FinalizationPath | None]:
         rows = await self._q("get_status", {"id": run_id})
         if not rows:
-            raise RunNotFoundError(run_id)
+            raise self._not_found(run_id)
         return common.status_and_path(rows[0])
 
 

@@ -377,21 +377,25 @@ async def test_infinite_float_output_does_not_fail_a_successful_run(db, flow) ->
     assert rec.finalization_path is FinalizationPath.FALLBACK_COMPLETED
 
 
-async def test_primary_and_fallback_both_refused_then_force_failed(db, flow, store_url) -> None:
-    """Both completion writes refused: the run is force-failed, saying why, rather than
-    being left running with no explanation."""
+async def test_primary_and_fallback_both_refused_is_not_final_never_failed(
+    db, flow, store_url
+) -> None:
+    """Both completion writes refused: a completed run is never recorded as failed. The
+    row keeps its status (running), a note on it says what the engine reached and why it
+    could not be stored, and the report says the record is not final."""
     fl = flow(chain(SUMMARY), CODE)
     await add_reject_trigger(store_url, "ft_no_completed", "NEW.status = 'completed'")
-    report = await Runner(Settings(), db).run(fl.workflow)
+    report = await Runner(Settings(finalize_retry_seconds=0), db).run(fl.workflow)
 
-    assert report.status is RunStatus.FAILED
+    assert report.status is RunStatus.COMPLETED
+    assert not report.record_final
+    assert "injected by ft_no_completed" in (report.completion_failure or "")
     rec = await db.get_run(report.run_id)
-    assert rec.status is RunStatus.FAILED
-    assert rec.finalization_path is FinalizationPath.FORCE_FAILED
-    assert "could not be stored" in (rec.error_message or "")
-    assert "injected by ft_no_completed" in (rec.error_message or "")
-    assert rec.last_completed_block is not None and rec.last_completed_block.block_id == "c"
-    assert rec.ended_at is not None
+    assert rec.status is RunStatus.RUNNING
+    assert rec.finalization_path is None and rec.error_message is None
+    (note,) = rec.notes
+    assert note["kind"] == "unrecorded_result" and note["status"] == "completed"
+    assert "injected by ft_no_completed" in note["reason"]
 
 
 async def test_output_with_a_nul_character_stays_a_success(db, flow) -> None:
