@@ -10,29 +10,93 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from types import FrameType
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from flowtrail.cli import authoring, records, running
+from flowtrail.cli.common import out
+
+
+def _untyped(params: list[Any]) -> list[Any]:
+    """Help shows no type tag (``<str>``, ``<bool>``, ``<path>``) after an argument or a
+    flag: it reads like a value to type. Options that take a value keep their metavar."""
+    for param in params:
+        if isinstance(param, TyperArgument) or getattr(param, "is_flag", False):
+            setattr(param, "display_type_rich", _no_type)  # noqa: B010 - per instance
+    return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's vendored click types
+        return _untyped(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's vendored click types
+        return _untyped(super().get_params(ctx))
+
+
+def _version() -> str:
+    try:
+        return package_version("flowtrail")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"flowtrail {_version()}")
+        raise typer.Exit(0)
+
 
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="flowtrail: workflows whose every run leaves a durable trail.",
 )
-db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+db_app = typer.Typer(cls=Group, no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
 
-app.command()(running.run)
-app.command()(running.resume)
-app.command()(records.show)
-app.command("runs")(records.list_runs)
-app.command()(records.cancel)
-app.command()(authoring.validate)
-app.command()(authoring.schema)
-db_app.command("upgrade")(authoring.db_upgrade)
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the flowtrail version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """flowtrail: workflows whose every run leaves a durable trail."""
+
+
+def _command(name: str | None = None) -> Callable[[Callable[..., Any]], Any]:
+    return app.command(name, cls=Command)
+
+
+_command()(running.run)
+_command()(running.resume)
+_command()(records.show)
+_command("runs")(records.list_runs)
+_command()(records.cancel)
+_command()(authoring.validate)
+_command()(authoring.schema)
+db_app.command("upgrade", cls=Command)(authoring.db_upgrade)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

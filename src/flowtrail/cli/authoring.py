@@ -16,7 +16,7 @@ from flowtrail.store import open_store
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Workflow file (YAML or JSON).")],
     as_json: JsonOption = False,
 ) -> None:
     """Check a workflow file without running it."""

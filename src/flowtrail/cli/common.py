@@ -9,11 +9,13 @@ state, 5 the database could not be used, 130 cancelled or interrupted.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flowtrail.cli.output import dump
 from flowtrail.errors import (
@@ -44,8 +46,20 @@ STATUS_EXIT = {
     RunStatus.CRASHED: EXIT_FAILED,
 }
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+
+def _console(stderr: bool) -> Console:
+    """Lines are never hard-wrapped: on a terminal the terminal folds them, and output to
+    a file or a pipe (logs, CI) keeps each message on one line. Tables still fit a
+    terminal, or ``COLUMNS`` when it is set."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = UNBOUNDED_WIDTH
+    return console
+
+
+UNBOUNDED_WIDTH = 100_000
+err = _console(stderr=True)
+out = _console(stderr=False)
 
 DbOption = Annotated[
     str | None,
@@ -57,7 +71,9 @@ DbOption = Annotated[
         "or sqlite:///.flowtrail/flowtrail.db",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout (human-readable text goes to stderr).")
+]
 T = TypeVar("T")
 
 
@@ -72,7 +88,7 @@ def fail(code: int, error: FlowtrailError | Interrupted | str, as_json: bool = F
     kind = getattr(error, "code", "error")
     if as_json:
         out.print(dump({"error": {"code": kind, "message": message}}))
-    err.print(f"[red]error[/] ({kind}): {message}", markup=True)
+    err.print(f"[red]error[/] ({kind}): {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 

@@ -72,8 +72,8 @@ def list_runs(
 
 
 def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Request cancellation. A running run stops within about one poll interval (0.5 s by
-    default); a paused run is cancelled at once."""
+    """Request cancellation: a paused run is cancelled at once, a running one stops at its
+    next check (about 0.5 s)."""
 
     async def go() -> int:
         store = await open_db(settings_for(db))

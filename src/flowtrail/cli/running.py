@@ -130,7 +130,7 @@ async def not_final(report: RunReport, store: Store, as_json: bool) -> int:
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Workflow file (YAML or JSON).")],
     input: Annotated[
         str | None,
         typer.Option("--input", "-i", metavar="JSON", help="Run input: JSON, or @file.json."),
@@ -172,7 +172,7 @@ def run(
 
 
 def resume(
-    run_id: Annotated[str, typer.Argument(help="A paused run.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A paused run (its id, or a unique prefix of it).")],
     input: Annotated[
         str | None,
         typer.Option(
