@@ -172,7 +172,7 @@ def run(
 
 
 def resume(
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A paused run (its id, or a unique prefix of it).")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A paused run.")],
     input: Annotated[
         str | None,
         typer.Option(
