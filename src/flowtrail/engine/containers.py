@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +271,26 @@ def _truthy(
     return bool(expressions.evaluate(source, context))
 
 
+class _Pending:
+    """The branches still to launch, produced one at a time: memory follows the branches
+    running (``max_concurrency``), never ``count``."""
+
+    def __init__(self, total: int, done: Mapping[str, Any]) -> None:
+        self._indices = (i for i in range(total) if str(i) not in done)
+        self._next = next(self._indices, None)
+        self.left = total - len(done)
+
+    def __bool__(self) -> bool:
+        return self._next is not None
+
+    def pop(self) -> int:
+        index = self._next
+        assert index is not None
+        self._next = next(self._indices, None)
+        self.left -= 1
+        return index
+
+
 async def _parallel(
     owner: ScopeRun, node: Node, life: _Lifecycle, cstate: dict[str, Any], fresh: bool
 ) -> Outcome:
@@ -287,6 +306,11 @@ async def _parallel(
                 cstate["items"] = _items(render(spec.collection), "collection", node)
                 cstate["total"] = len(cstate["items"])
             await life.start(cstate["total"])
+            if cstate["total"] > spec.max_branches:
+                raise BlockError(
+                    f"{cstate['total']} branches exceed max_branches ({spec.max_branches})",
+                    node.id,
+                )
     except Exception as exc:
         if not life.began:
             await life.start(None)
@@ -298,7 +322,7 @@ async def _parallel(
     limit = spec.max_concurrency or max(total, 1)
     body = node.scope
     halt = Halt(owner.halt)
-    pending = deque(i for i in range(total) if str(i) not in results)
+    pending = _Pending(total, results)
     running: Running[tuple[int, ScopeState, float], None] = Running()
     failure: ScopeFailed | None = None
     paused = False
@@ -313,7 +337,7 @@ async def _parallel(
     try:
         while True:
             while pending and len(running) < limit and not halt.is_set and not owner.stopped:
-                launch(pending.popleft())
+                launch(pending.pop())
             if not running:
                 break
             task, (i, state, started) = await running.next()
@@ -341,7 +365,7 @@ async def _parallel(
         life.finish(len(results), paused=True)
         return Outcome(node, paused=cstate)
     if pending and owner.ex.response is None:
-        stopped = BlockError(f"stopped with {len(pending)} branches not started", node.id)
+        stopped = BlockError(f"stopped with {pending.left} branches not started", node.id)
         return _failed(life, len(results), stopped, "stopped")
     life.finish(len(results))
     ordered = [results[str(i)] for i in range(total) if str(i) in results]
