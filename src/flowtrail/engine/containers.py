@@ -44,6 +44,13 @@ class LoopVars(Mapping[str, Any]):
 
 
 def _items(value: Any, what: str, node: Node) -> list[Any]:
+    if isinstance(value, str):  # JSON text (an agent's answer, say) holding a list or mapping
+        try:
+            value = expressions.from_json(value)
+        except ValueError as exc:
+            raise BlockError(
+                f"{what} is text that is not a JSON list or mapping: {exc}", node.id
+            ) from None
     if value is None:
         return []
     if isinstance(value, dict):

@@ -7,6 +7,7 @@ expressions. A missing field raises :class:`ReferenceResolutionError` naming wha
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
@@ -16,7 +17,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
-from flowtrail.errors import ReferenceResolutionError
+from flowtrail.errors import BlockError, ReferenceResolutionError
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 _HAS_TEMPLATE = re.compile(r"\{\{|\{%")
@@ -66,26 +67,67 @@ class _Env(ImmutableSandboxedEnvironment):
 
 
 ENV = _Env(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-ENV.filters["json"] = __import__("json").dumps
+ENV.filters["json"] = json.dumps
+
+
+def from_json(text: str) -> Any:
+    """Parse JSON text (the ``from_json`` filter); ValueError says where it is not JSON."""
+    if not isinstance(text, str):
+        raise ValueError(f"from_json needs text, got {type(text).__name__}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+
+
+def _from_json_filter(text: Any) -> Any:
+    try:
+        return from_json(text)
+    except ValueError as exc:
+        raise BlockError(f"from_json: {exc}") from None
+
+
+ENV.filters["from_json"] = _from_json_filter
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
 
 
-class Unavailable:
+class Unavailable(_Undefined):
     """Stands in for a name that exists but has no value here (a block that did not run
-    on this path); any use raises the reason."""
+    on this path). It is undefined to ``is defined`` and ``default()`` (so a join after a
+    branch can read either side), reading a field of it gives it back, and any other use
+    raises the reason."""
 
-    __slots__ = ("reason",)
+    __slots__ = ()
 
     def __init__(self, reason: str) -> None:
-        self.reason = reason
+        super().__init__(hint=reason)
 
-    def fail(self, *args: Any, **kwargs: Any) -> NoReturn:
+    @property
+    def reason(self) -> str:
+        return self._undefined_hint or "not available"
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ReferenceResolutionError(self.reason)
 
-    __getattr__ = __getitem__ = __str__ = __iter__ = __bool__ = __len__ = fail
-    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __radd__ = __call__ = fail
-    __hash__ = None  # type: ignore[assignment]
+    def fail(self) -> NoReturn:
+        self._fail_with_undefined_error()
+
+    # chainable, like jinja's ChainableUndefined: `gift.result | default(...)` works
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, _name: Any) -> Unavailable:  # type: ignore[override]
+        return self
+
+
+for _name, _value in list(vars(_Undefined).items()):
+    if _value is _Undefined._fail_with_undefined_error and _name not in vars(Unavailable):
+        setattr(Unavailable, _name, Unavailable._fail_with_undefined_error)
 
 
 def _with_scope(exc: UnknownNameError, context: Mapping[str, Any]) -> ReferenceResolutionError:
@@ -94,10 +136,8 @@ def _with_scope(exc: UnknownNameError, context: Mapping[str, Any]) -> ReferenceR
 
 
 def _check(value: Any) -> Any:
-    if isinstance(value, _Undefined):
+    if isinstance(value, _Undefined):  # an Unavailable too: a plain reference fails
         value._fail_with_undefined_error()
-    if isinstance(value, Unavailable):
-        value.fail()
     return value
 
 
