@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
-import sys
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from flowtrail.model.definition import (
     WorkflowDefinition,
 )
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
+from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
 from flowtrail.model.limits import MAX_CONTAINER_DEPTH
 from flowtrail.model.loading import Positions, read_definition
 
@@ -53,27 +52,6 @@ OUTPUT_FIELDS: dict[str, frozenset[str] | None] = {
     "response": None,
     "workflow": None,
 }
-
-
-def resolve_call(target: str, search: Path | None = None) -> Callable[..., Any]:
-    """Import ``module:attr`` (the workflow file's folder is on the import path)."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"`call: {target}` must look like 'package.module:function'")
-    if search is not None and str(search) not in sys.path:
-        sys.path.insert(0, str(search))
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ValueError(f"cannot import module '{module_name}': {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"module '{module_name}' has no attribute '{attr}'")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ValueError(f"'{target}' is not callable")
-    return obj  # type: ignore[no-any-return]
 
 
 class _Compiler:

@@ -11,7 +11,6 @@ import asyncio
 import importlib
 import json
 import sqlite3
-import sys
 import textwrap
 import time
 import uuid
@@ -30,6 +29,7 @@ from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
+from flowtrail.model.imports import load_module
 from flowtrail.status import RunStatus
 from flowtrail.store import Finalization, FinalizeOutcome, NewRun, ProgressWrite, SqlStore
 from flowtrail.store import open_store as _open_store
@@ -60,8 +60,7 @@ def _substitute(value: Any, name: str) -> Any:
 
 
 def write_module(folder: Path, code: str) -> str:
-    """Write a function module with a name no other test uses (modules are cached by name
-    in ``sys.modules``) and return that name."""
+    """Write a function module with a name no other test uses and return that name."""
     name = f"ftdiag_{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.py").write_text(textwrap.dedent(code), encoding="utf-8")
@@ -77,7 +76,7 @@ def make_flow(folder: Path, definition: dict[str, Any], code: str) -> Flow:
         WorkflowDefinition.model_validate(_substitute(definition, name)),
         source=folder / f"{name}.yaml",
     )
-    return Flow(wf, sys.modules[name], folder)
+    return Flow(wf, load_module(name, folder), folder)
 
 
 def make_yaml_flow(folder: Path, files: dict[str, str], code: str, main: str) -> Flow:
@@ -87,7 +86,7 @@ def make_yaml_flow(folder: Path, files: dict[str, str], code: str, main: str) ->
         (folder / filename).write_text(
             textwrap.dedent(text).replace(f"{MODULE_TOKEN}:", f"{name}:"), encoding="utf-8"
         )
-    return Flow(compile_file(folder / main), sys.modules[name], folder)
+    return Flow(compile_file(folder / main), load_module(name, folder), folder)
 
 
 # -- stores -------------------------------------------------------------------------------
