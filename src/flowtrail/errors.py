@@ -15,6 +15,7 @@
     │   ├── StoreUnavailableError     connection-level failure (retried at finalization)
     │   └── DatabaseNotFoundError     no database there (reading never creates one)
     ├── RunNotFoundError              no run with that id in the database searched
+    ├── AmbiguousRunIdError           a run id prefix that names several runs
     ├── RunStateError                 the run is not in a state that allows this
     │   └── MissingSecretError        a paused run needs a secret that is not set now
     └── RunDeadlineExceeded           the run ran past its deadline
@@ -127,6 +128,21 @@ class RunNotFoundError(FlowtrailError):
         self.database = database
         where = f" in {database}" if database else ""
         super().__init__(f"no run with id '{run_id}'{where}")
+
+
+class AmbiguousRunIdError(FlowtrailError):
+    """A run id prefix matched more than one run; ``candidates`` are (some of) them."""
+
+    code = "ambiguous_run_id"
+
+    def __init__(self, prefix: str, candidates: list[str], more: bool = False) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        listed = ", ".join(candidates) + (", …" if more else "")
+        super().__init__(
+            f"run id '{prefix}' is ambiguous: {'more than ' if more else ''}"
+            f"{len(candidates)} runs start with it ({listed}); give more characters"
+        )
 
 
 class RunStateError(FlowtrailError):

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from flowtrail.cli.output import dump
 from flowtrail.errors import (
+    AmbiguousRunIdError,
     FlowtrailError,
     InputError,
     RunNotFoundError,
@@ -28,7 +29,8 @@ from flowtrail.errors import (
 )
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
-from flowtrail.store import SqlStore, open_store
+from flowtrail.store import SqlStore, Store, open_store
+from flowtrail.store.common import redact_url
 
 EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CANCELLED = (
     1,
@@ -87,7 +89,10 @@ def fail(code: int, error: FlowtrailError | Interrupted | str, as_json: bool = F
     message = str(error)
     kind = getattr(error, "code", "error")
     if as_json:
-        out.print(dump({"error": {"code": kind, "message": message}}))
+        data: dict[str, Any] = {"code": kind, "message": message}
+        if isinstance(error, AmbiguousRunIdError):
+            data["candidates"] = error.candidates
+        out.print(dump({"error": data}))
     err.print(f"[red]error[/] ({kind}): {escape(message)}", markup=True)
     raise typer.Exit(code)
 
@@ -98,7 +103,7 @@ def guard(fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool = False) -> T:
         return asyncio.run(fn())
     except (WorkflowError, InputError) as exc:
         fail(EXIT_INVALID, exc, as_json)
-    except (RunNotFoundError, RunStateError) as exc:
+    except (RunNotFoundError, AmbiguousRunIdError, RunStateError) as exc:
         fail(EXIT_NOT_FOUND, exc, as_json)
     except StoreError as exc:
         fail(EXIT_STORE, exc, as_json)
@@ -114,10 +119,11 @@ def settings_for(db: str | None) -> Settings:
     return Settings.from_env(database_url=db)
 
 
-async def open_db(settings: Settings, *, create: bool = False) -> SqlStore:
+async def open_db(settings: Settings, *, create: bool = False, db: str | None = None) -> SqlStore:
     """Connect. The embedded SQLite default migrates itself; a shared PostgreSQL database
     is migrated on purpose, with ``flowtrail db upgrade``. Only ``run`` may create the
-    SQLite file (``create``): a read never makes a new, empty database."""
+    SQLite file (``create``): a read never makes a new, empty database. ``db`` is the
+    ``--db`` the command was given, repeated in the upgrade hint."""
     store = open_store(settings.database_url, create=create)
     await store.open()
     try:
@@ -126,9 +132,30 @@ async def open_db(settings: Settings, *, create: bool = False) -> SqlStore:
         elif pending := await store.pending_migrations():
             raise StoreError(
                 f"the database schema is not up to date ({len(pending)} migration(s) pending: "
-                f"{', '.join(pending)}); run `flowtrail db upgrade`"
+                f"{', '.join(pending)}); run `{upgrade_command(db)}`"
             )
     except BaseException:
         await store.close()
         raise
     return store
+
+
+def upgrade_command(db: str | None) -> str:
+    """The command that migrates the database this command used (``--db`` repeated)."""
+    return f"flowtrail db upgrade --db {redact_url(db)}" if db else "flowtrail db upgrade"
+
+
+SHOWN_CANDIDATES = 10
+
+
+async def resolve_run_id(store: Store, given: str) -> str:
+    """The run a full id or a unique prefix of one names, as git does with commits."""
+    found = await store.run_ids_with_prefix(given, SHOWN_CANDIDATES + 1)
+    if given in found:
+        return given
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise RunNotFoundError(given, redact_url(store.url))
+    more = len(found) > SHOWN_CANDIDATES
+    raise AmbiguousRunIdError(given, found[:SHOWN_CANDIDATES], more)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from flowtrail.diagnostics.view import span_lines
@@ -150,20 +152,80 @@ def _styled(label: str, status: str) -> str:
     return f"[{colour}]{status}[/] {escape(label)}"
 
 
-def runs_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(show_lines=False)
-    table.add_column("run", no_wrap=True, min_width=32)
-    for col in ("workflow", "status", "path", "last block", "started", "ms"):
-        table.add_column(col, overflow="fold")
+def runs_table(rows: list[dict[str, Any]], short_ids: dict[str, str], width: int) -> Table:
+    """Fits ``width`` columns (80 included): short ids, compact times, and long workflow
+    or block names cut with an ellipsis. The "last block" is where a running or paused run
+    is now (its last started block), and the last completed block of a finished one."""
+    cells: list[list[Text]] = []
     for data in rows:
-        marker = data["last_completed_block"] or data["last_started_block"]
-        table.add_row(
-            data["id"],
-            data["workflow"],
-            f"[{STATUS_STYLE.get(data['status'], 'white')}]{data['status']}[/]",
-            data["finalization_path"] or "—",
-            marker["block_id"] if marker else "—",
-            str(data["started_at"])[:19],
-            str(data["duration_ms"] or "—"),
+        status = data["status"]
+        if status in ("running", "paused", "queued"):
+            marker = data["last_started_block"]
+        else:
+            marker = data["last_completed_block"] or data["last_started_block"]
+        label = Text(status, style=STATUS_STYLE.get(status, "white"))
+        path = data["finalization_path"]
+        if path and path not in (status, "force_failed"):
+            label.append(f" ({path})", style="dim")  # the unusual paths: fallback_completed
+        cells.append(
+            [
+                Text(short_ids.get(data["id"], data["id"])),
+                Text(data["workflow"]),
+                label,
+                Text(marker["block_id"] if marker else "—"),
+                Text(_when(data["started_at"])),
+                Text(_took(data["duration_ms"])),
+            ]
         )
+    headers = ["run", "workflow", "status", "last block", "started (UTC)", "took"]
+    widths = [max([len(h)] + [r[i].cell_len for r in cells]) for i, h in enumerate(headers)]
+    # each gap between columns: one space of padding either side and the box's divider
+    fixed = sum(widths[i] for i in (0, 2, 4, 5)) + 3 * (len(headers) - 1)
+    room = max(16, width - fixed)  # for the workflow and block names
+    if widths[1] + widths[3] > room:
+        block = max(8, min(widths[3], room // 2))
+        widths[1], widths[3] = max(8, room - block), block
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for i, header in enumerate(headers):
+        table.add_column(
+            header,
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=widths[i],
+            justify="right" if header == "took" else "left",
+        )
+    for row in cells:
+        table.add_row(*row)
     return table
+
+
+def _when(iso: str | None) -> str:
+    return "—" if not iso else f"{iso[5:10]} {iso[11:19]}"
+
+
+def _took(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def short_id_length(run_id: str, neighbours: tuple[str | None, str | None], minimum: int) -> int:
+    """The shortest prefix of ``run_id`` no other id shares (its neighbours in id order)."""
+    shared = max((_common(run_id, other) for other in neighbours if other), default=0)
+    return min(len(run_id), max(minimum, shared + 1))
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -21,6 +21,7 @@ from flowtrail.cli.common import (
     guard,
     open_db,
     out,
+    resolve_run_id,
     settings_for,
 )
 from flowtrail.cli.output import dump, show_record
@@ -153,7 +154,7 @@ def run(
             workflow = compile_file(file)
             values = read_input(input)
             settings = settings_for(db).with_overrides(run_timeout=timeout)
-            store = None if no_record else await open_db(settings, create=True)
+            store = None if no_record else await open_db(settings, create=True, db=db)
             try:
                 stopper.check()
                 observers = [] if quiet else [Progress(err)]
@@ -172,7 +173,9 @@ def run(
 
 
 def resume(
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A paused run.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="A paused run (a unique id prefix will do).")
+    ],
     input: Annotated[
         str | None,
         typer.Option(
@@ -192,17 +195,18 @@ def resume(
         with Stopper() as stopper:
             values = read_input(input)
             settings = settings_for(db)
-            store = await open_db(settings)
+            store = await open_db(settings, db=db)
             try:
-                record = await store.get_run(run_id)
+                full_id = await resolve_run_id(store, run_id)
+                record = await store.get_run(full_id)
                 if record.status is not RunStatus.PAUSED:
-                    raise RunStateError(f"run {run_id} is {record.status.value}, not paused")
+                    raise RunStateError(f"run {full_id} is {record.status.value}, not paused")
                 workflow = await stored_workflow(store, record.snapshot_hash, record.pause_state)
                 stopper.check()
                 runner = Runner(settings, store)
                 handle = stopper.attach(
                     await runner.resume(
-                        workflow, run_id, values, observers=[] if quiet else [Progress(err)]
+                        workflow, full_id, values, observers=[] if quiet else [Progress(err)]
                     )
                 )
                 report = await handle.result()

@@ -232,6 +232,14 @@ class SqlStore(ABC):
             raise self._not_found(run_id)
         return common.row_to_record(rows[0])
 
+    async def run_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        rows = await self._q("run_ids_with_prefix", {"prefix": prefix, "limit": max(0, limit)})
+        return [str(row["id"]) for row in rows]
+
+    async def run_id_neighbours(self, run_id: str) -> tuple[str | None, str | None]:
+        row = (await self._q("run_id_neighbours", {"id": run_id}))[0]
+        return row["before"], row["after"]
+
     async def list_runs(self, filt: RunFilter) -> list[RunRecord]:
         params = {
             "status": None if filt.status is None else str(filt.status),

@@ -127,6 +127,18 @@ SELECT status, finalization_path FROM workflow_execution_logs WHERE id = %(id)s:
 -- name: get_run
 SELECT * FROM workflow_execution_logs WHERE id = %(id)s::text
 
+-- name: run_ids_with_prefix
+-- A unique prefix names a run, as git does with commits (the CLI resolves it).
+SELECT id FROM workflow_execution_logs
+WHERE substr(id, 1, length(%(prefix)s::text)) = %(prefix)s::text
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: run_id_neighbours
+-- The ids just before and after one in id order: how long a prefix must be to be unique.
+SELECT (SELECT max(id) FROM workflow_execution_logs WHERE id < %(id)s::text) AS before,
+       (SELECT min(id) FROM workflow_execution_logs WHERE id > %(id)s::text) AS after
+
 -- name: list_runs
 SELECT * FROM workflow_execution_logs
 WHERE (%(status)s::text IS NULL OR status = %(status)s::text)

@@ -130,6 +130,18 @@ SELECT status, finalization_path FROM workflow_execution_logs WHERE id = :id
 -- name: get_run
 SELECT * FROM workflow_execution_logs WHERE id = :id
 
+-- name: run_ids_with_prefix
+-- A unique prefix names a run, as git does with commits (the CLI resolves it).
+SELECT id FROM workflow_execution_logs
+WHERE substr(id, 1, length(:prefix)) = :prefix
+ORDER BY id
+LIMIT :limit
+
+-- name: run_id_neighbours
+-- The ids just before and after one in id order: how long a prefix must be to be unique.
+SELECT (SELECT max(id) FROM workflow_execution_logs WHERE id < :id) AS before,
+       (SELECT min(id) FROM workflow_execution_logs WHERE id > :id) AS after
+
 -- name: list_runs
 SELECT * FROM workflow_execution_logs
 WHERE (:status IS NULL OR status = :status)
