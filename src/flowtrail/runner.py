@@ -27,7 +27,7 @@ from flowtrail.model.inputs import validate_inputs
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store.base import Store
-from flowtrail.store.records import FinalizeOutcome, NewRun
+from flowtrail.store.records import FinalizeOutcome, NewRun, Worker
 
 log = logging.getLogger("flowtrail")
 
@@ -144,6 +144,7 @@ class Runner:
                     trigger=trigger,
                     started_at=datetime.fromtimestamp(started_at, UTC),
                     input=masker(values),
+                    worker=Worker.this_process(),
                     deadline_at=datetime.fromtimestamp(started_at + options.deadline_seconds, UTC)
                     if options.deadline_seconds
                     else None,
@@ -199,7 +200,7 @@ class Runner:
             raise RunStateError(f"run {run_id} has no usable pause snapshot")
         sealer = Sealer(self.settings.named_secrets)
         sealer.unseal(current.pause_state)  # a missing secret fails before the claim
-        row = await self.store.claim_resume(run_id)  # the CAS: one resumer wins
+        row = await self.store.claim_resume(run_id, Worker.this_process())  # one wins
         snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)

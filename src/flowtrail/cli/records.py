@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from flowtrail.cli.common import (
+    EXIT_NOT_FOUND,
     DbOption,
     JsonOption,
     err,
@@ -21,7 +25,7 @@ from flowtrail.diagnostics.view import record_json
 from flowtrail.errors import InputError
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
-from flowtrail.store.records import RunFilter
+from flowtrail.store.records import CancelOutcome, RunFilter
 
 RunIdArgument = Annotated[
     str, typer.Argument(metavar="RUN_ID", help="A run id, or a unique prefix of one.")
@@ -99,7 +103,8 @@ async def short_ids(store: Store, ids: list[str]) -> dict[str, str]:
 
 def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Request cancellation: a paused run is cancelled at once, a running one stops at its
-    next check (about 0.5 s)."""
+    next check (about 0.5 s). Exits 4 when nothing will stop: the run already ended, or no
+    process is executing it."""
 
     async def go() -> int:
         store = await open_db(settings_for(db), db=db)
@@ -108,20 +113,64 @@ def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = Fal
             outcome = await store.request_cancel(full_id, "cli")
         finally:
             await store.close()
+        code, message, executing = cancel_report(full_id, outcome)
         data = {
             "id": full_id,
             "status": outcome.status.value,
             "requested": outcome.requested,
             "finalized": outcome.finalized,
+            "worker": None
+            if outcome.worker is None
+            else {"host": outcome.worker.host, "pid": outcome.worker.pid},
+            "executing": executing,
+            "message": message,
         }
         if as_json:
             out.print(dump(data))
-        elif outcome.finalized:
-            err.print(f"run {full_id} cancelled")
-        elif outcome.requested:
-            err.print(f"cancellation of run {full_id} requested; it stops at its next check")
-        else:
-            err.print(f"run {full_id} already ended: {outcome.status.value}")
-        return 0
+        err.print(message)
+        return code
 
     raise typer.Exit(guard(go, as_json))
+
+
+def cancel_report(run_id: str, outcome: CancelOutcome) -> tuple[int, str, bool | None]:
+    """(exit code, what is true, whether a process executes the run: None = unknown)."""
+    if outcome.finalized:
+        return 0, f"run {run_id} cancelled", False
+    if not outcome.requested:
+        return (
+            EXIT_NOT_FOUND,
+            f"run {run_id} already ended: {outcome.status.value}; nothing was changed",
+            False,
+        )
+    worker = outcome.worker
+    if worker is not None and worker.host == socket.gethostname() and not pid_alive(worker.pid):
+        return (
+            EXIT_NOT_FOUND,
+            f"cancellation of run {run_id} recorded, but no process is executing it: its "
+            f"process (pid {worker.pid} on {worker.host}) is gone. The run stays running "
+            "until it is swept.",
+            False,
+        )
+    where = f" (pid {worker.pid} on {worker.host})" if worker else ""
+    return (
+        0,
+        f"cancellation of run {run_id} requested; the process executing it{where} stops "
+        "it at its next check",
+        None if worker is None or worker.host != socket.gethostname() else True,
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    try:  # Linux: a zombie has exited, it only waits to be reaped
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

@@ -52,6 +52,9 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "notes": rec.notes,
         "parent_run_id": rec.parent_run_id,
         "updated_at": _iso(rec.updated_at),
+        "worker_host": rec.worker_host,
+        "worker_pid": rec.worker_pid,
+        "claimed_at": _iso(rec.claimed_at),
         "paused": _pause_summary(rec),
     }
     if include_trace:

@@ -20,6 +20,7 @@ from flowtrail.store.records import (
     RunFilter,
     RunRecord,
     StartedMarker,
+    Worker,
 )
 from flowtrail.store.sqlstore import SqlStore
 
@@ -35,6 +36,7 @@ __all__ = [
     "SqlStore",
     "StartedMarker",
     "Store",
+    "Worker",
     "open_store",
 ]
 

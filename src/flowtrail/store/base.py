@@ -15,6 +15,7 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunFilter,
     RunRecord,
+    Worker,
 )
 
 
@@ -76,8 +77,9 @@ class Store(Protocol):
 
     async def cancel_requested(self, run_id: str) -> bool: ...
 
-    async def claim_resume(self, run_id: str) -> RunRecord:
-        """CAS paused -> running and return the row (with ``pause_state``)."""
+    async def claim_resume(self, run_id: str, worker: Worker | None = None) -> RunRecord:
+        """CAS paused -> running and return the row (with ``pause_state``); ``worker``
+        (the resuming process) becomes the run's ``worker_host``/``worker_pid``."""
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:

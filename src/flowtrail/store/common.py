@@ -23,6 +23,7 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunRecord,
     StartedMarker,
+    Worker,
 )
 
 TsEncoder = Callable[[datetime | None], Any]
@@ -230,7 +231,20 @@ def new_run_params(run: NewRun, now: datetime, ts: TsEncoder) -> dict[str, Any]:
         "input": encode_json(run.input, "input"),
         "parent_run_id": run.parent_run_id,
         "now": ts(now),
+        **worker_params(run.worker),
     }
+
+
+def worker_params(worker: Worker | None) -> dict[str, Any]:
+    return {
+        "worker_host": worker.host if worker else None,
+        "worker_pid": worker.pid if worker else None,
+    }
+
+
+def row_worker(row: Mapping[str, Any]) -> Worker | None:
+    host, pid = row.get("worker_host"), row.get("worker_pid")
+    return None if host is None or pid is None else Worker(str(host), int(pid))
 
 
 def _opt_path(value: Any) -> FinalizationPath | None:
@@ -299,6 +313,9 @@ def row_to_record(row: Mapping[str, Any]) -> RunRecord:
         parent_run_id=row["parent_run_id"],
         updated_at=parse_ts(row["updated_at"]),
         cancel_requested_by=row["cancel_requested_by"],
+        worker_host=row.get("worker_host"),
+        worker_pid=row.get("worker_pid"),
+        claimed_at=parse_ts(row.get("claimed_at")),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +46,18 @@ class CompletedMarker:
 
 
 @dataclass(frozen=True, slots=True)
+class Worker:
+    """The process executing a run: its host name and pid."""
+
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls) -> Worker:
+        return cls(socket.gethostname(), os.getpid())
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """The row written before the first block runs."""
 
@@ -56,6 +70,7 @@ class NewRun:
     input: Any
     deadline_at: datetime | None = None
     parent_run_id: str | None = None
+    worker: Worker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,8 @@ class CancelOutcome:
     status: RunStatus
     requested: bool
     finalized: bool
+    worker: Worker | None = None
+    """Who executes the run, as recorded on the row (``None`` before migration 0002)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +179,9 @@ class RunRecord:
     parent_run_id: str | None
     updated_at: datetime | None
     cancel_requested_by: str | None = None
+    worker_host: str | None = None
+    worker_pid: int | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

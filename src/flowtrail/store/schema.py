@@ -74,6 +74,10 @@ TABLES: dict[str, dict[str, Column]] = {
         "notes": _required("json"),
         "parent_run_id": Column("text"),
         "updated_at": _required("timestamp"),
+        # 0002: the process executing the run (created it or last resumed it)
+        "worker_host": Column("text"),
+        "worker_pid": Column("integer"),
+        "claimed_at": Column("timestamp"),
     },
 }
 

@@ -27,6 +27,7 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunFilter,
     RunRecord,
+    Worker,
 )
 from flowtrail.store.schema import SchemaDescription
 
@@ -195,9 +196,17 @@ class SqlStore(ABC):
         rows = await self._q("request_cancel", params)
         if rows:
             status = RunStatus(rows[0]["status"])
-            return CancelOutcome(status, requested=True, finalized=status.terminal)
-        status, _ = await self._current(run_id)
-        return CancelOutcome(status, requested=False, finalized=False)
+            return CancelOutcome(
+                status,
+                requested=True,
+                finalized=status.terminal,
+                worker=common.row_worker(rows[0]),
+            )
+        found = await self._q("get_status", {"id": run_id})
+        if not found:
+            raise self._not_found(run_id)
+        status = RunStatus(found[0]["status"])
+        return CancelOutcome(status, False, False, worker=common.row_worker(found[0]))
 
     async def cancel_requested(self, run_id: str) -> bool:
         rows = await self._q("cancel_requested", {"id": run_id})
@@ -205,7 +214,7 @@ class SqlStore(ABC):
             raise self._not_found(run_id)
         return bool(rows[0]["cancel_requested"])
 
-    async def claim_resume(self, run_id: str) -> RunRecord:
+    async def claim_resume(self, run_id: str, worker: Worker | None = None) -> RunRecord:
         source, target = RunStatus.PAUSED, RunStatus.RUNNING
         if not can_transition(source, target):  # the table is the authority, not this code
             raise RunStateError(f"the transition table forbids {source} -> {target}")
@@ -214,6 +223,7 @@ class SqlStore(ABC):
             "now": self._ts(common.utcnow()),
             "source": source.value,
             "target": target.value,
+            **common.worker_params(worker),
         }
         rows = await self._q("claim_resume", params)
         if rows:

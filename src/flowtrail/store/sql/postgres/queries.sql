@@ -104,7 +104,7 @@ UPDATE workflow_execution_logs SET
         THEN %(level)s::text ELSE level END,
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = ANY(%(request_from)s::text[])
-RETURNING status
+RETURNING status, worker_host, worker_pid
 
 -- name: claim_resume
 UPDATE workflow_execution_logs SET
@@ -113,6 +113,9 @@ UPDATE workflow_execution_logs SET
     finalized_by = NULL,
     ended_at = NULL,
     duration_ms = NULL,
+    worker_host = %(worker_host)s::text,
+    worker_pid = %(worker_pid)s::integer,
+    claimed_at = %(now)s::timestamptz,
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = %(source)s::text AND cancel_requested_at IS NULL
 RETURNING *
@@ -122,7 +125,8 @@ SELECT cancel_requested_at IS NOT NULL AS cancel_requested
 FROM workflow_execution_logs WHERE id = %(id)s::text
 
 -- name: get_status
-SELECT status, finalization_path FROM workflow_execution_logs WHERE id = %(id)s::text
+SELECT status, finalization_path, worker_host, worker_pid
+FROM workflow_execution_logs WHERE id = %(id)s::text
 
 -- name: get_run
 SELECT * FROM workflow_execution_logs WHERE id = %(id)s::text
@@ -149,11 +153,12 @@ LIMIT %(limit)s::bigint
 -- name: create_run
 INSERT INTO workflow_execution_logs (
     id, workflow_name, snapshot_hash, status, "trigger", started_at, deadline_at,
-    input, parent_run_id, updated_at
+    input, parent_run_id, updated_at, worker_host, worker_pid, claimed_at
 ) VALUES (
     %(id)s::text, %(workflow_name)s::text, %(snapshot_hash)s::text, %(status)s::text,
     %(trigger)s::text, %(started_at)s::timestamptz, %(deadline_at)s::timestamptz,
-    %(input)s::jsonb, %(parent_run_id)s::text, %(now)s::timestamptz
+    %(input)s::jsonb, %(parent_run_id)s::text, %(now)s::timestamptz,
+    %(worker_host)s::text, %(worker_pid)s::integer, %(now)s::timestamptz
 )
 
 -- name: put_snapshot

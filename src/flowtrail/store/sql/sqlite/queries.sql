@@ -107,7 +107,7 @@ UPDATE workflow_execution_logs SET
         THEN :level ELSE level END,
     updated_at = :now
 WHERE id = :id AND status IN (SELECT value FROM json_each(:request_from))
-RETURNING status
+RETURNING status, worker_host, worker_pid
 
 -- name: claim_resume
 UPDATE workflow_execution_logs SET
@@ -116,6 +116,9 @@ UPDATE workflow_execution_logs SET
     finalized_by = NULL,
     ended_at = NULL,
     duration_ms = NULL,
+    worker_host = :worker_host,
+    worker_pid = :worker_pid,
+    claimed_at = :now,
     updated_at = :now
 WHERE id = :id AND status = :source AND cancel_requested_at IS NULL
 RETURNING *
@@ -125,7 +128,8 @@ SELECT cancel_requested_at IS NOT NULL AS cancel_requested
 FROM workflow_execution_logs WHERE id = :id
 
 -- name: get_status
-SELECT status, finalization_path FROM workflow_execution_logs WHERE id = :id
+SELECT status, finalization_path, worker_host, worker_pid
+FROM workflow_execution_logs WHERE id = :id
 
 -- name: get_run
 SELECT * FROM workflow_execution_logs WHERE id = :id
@@ -152,10 +156,10 @@ LIMIT :limit
 -- name: create_run
 INSERT INTO workflow_execution_logs (
     id, workflow_name, snapshot_hash, status, "trigger", started_at, deadline_at,
-    input, parent_run_id, updated_at
+    input, parent_run_id, updated_at, worker_host, worker_pid, claimed_at
 ) VALUES (
     :id, :workflow_name, :snapshot_hash, :status, :trigger, :started_at, :deadline_at,
-    :input, :parent_run_id, :now
+    :input, :parent_run_id, :now, :worker_host, :worker_pid, :now
 )
 
 -- name: put_snapshot
