@@ -7,12 +7,16 @@ The public Python API::
     workflow = flowtrail.load_workflow("examples/quickstart/quickstart.yaml")
     report = flowtrail.run(workflow, {"count": 3})          # embedded SQLite by default
     print(report.status, report.output)
+    flowtrail.get_run(report.run_id)                        # the stored record
+    flowtrail.resume(run_id, {"approved": True})            # continue a paused run
+    flowtrail.cancel(run_id)                                # durable cancel request
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from flowtrail.engine.blocks import Prices, Reported
@@ -30,10 +34,10 @@ from flowtrail.errors import (
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
-from flowtrail.runner import RunHandle, Runner, RunReport
+from flowtrail.runner import RunHandle, Runner, RunReport, stored_workflow
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, RunStatus
-from flowtrail.store import RunRecord, Store, open_store
+from flowtrail.store import CancelOutcome, RunRecord, SqlStore, Store, open_store
 
 load_workflow = compile_file
 
@@ -64,8 +68,76 @@ def run(workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunReport:
     return asyncio.run(run_async(workflow, inputs, **kwargs))
 
 
+@asynccontextmanager
+async def _existing_store(settings: Settings, *, migrate: bool) -> AsyncIterator[SqlStore]:
+    """The database of ``settings``, which must already exist (``DatabaseNotFoundError``
+    otherwise: reading never creates one). SQLite migrates itself when ``migrate``."""
+    store = open_store(settings.database_url, create=False)
+    await store.open()
+    try:
+        if migrate and store.backend == "sqlite":
+            await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+async def resume_async(
+    run_id: str,
+    resume_input: Any = None,
+    *,
+    workflow: Workflow | None = None,
+    settings: Settings | None = None,
+    observers: Sequence[Observer] = (),
+) -> RunReport:
+    """Continue a paused run to its end (or its next pause). Without ``workflow`` the
+    definition stored with the run is used, as ``flowtrail resume`` does."""
+    settings = settings or Settings.from_env()
+    async with _existing_store(settings, migrate=True) as store:
+        if workflow is None:
+            workflow = await stored_workflow(store, await store.get_run(run_id))
+        runner = Runner(settings, store)
+        handle = await runner.resume(workflow, run_id, resume_input, observers=observers)
+        return await handle.result()
+
+
+def resume(run_id: str, resume_input: Any = None, **kwargs: Any) -> RunReport:
+    """The synchronous ``resume_async``. Raises ``RunStateError`` when the run is not
+    paused, ``RunNotFoundError`` for an unknown id."""
+    return asyncio.run(resume_async(run_id, resume_input, **kwargs))
+
+
+async def cancel_async(
+    run_id: str, *, settings: Settings | None = None, by: str = "api"
+) -> CancelOutcome:
+    """Record a durable cancel request: a paused or queued run is cancelled at once, the
+    process executing a running run stops it at its next check, an ended run is left
+    alone (``outcome.requested`` is then False)."""
+    settings = settings or Settings.from_env()
+    async with _existing_store(settings, migrate=True) as store:
+        return await store.request_cancel(run_id, by)
+
+
+def cancel(run_id: str, **kwargs: Any) -> CancelOutcome:
+    """The synchronous ``cancel_async``."""
+    return asyncio.run(cancel_async(run_id, **kwargs))
+
+
+async def get_run_async(run_id: str, *, settings: Settings | None = None) -> RunRecord:
+    """The stored record of one run. ``RunNotFoundError`` names the database searched."""
+    settings = settings or Settings.from_env()
+    async with _existing_store(settings, migrate=True) as store:
+        return await store.get_run(run_id)
+
+
+def get_run(run_id: str, **kwargs: Any) -> RunRecord:
+    """The synchronous ``get_run_async``."""
+    return asyncio.run(get_run_async(run_id, **kwargs))
+
+
 __all__ = [
     "BlockError",
+    "CancelOutcome",
     "Event",
     "FinalizationPath",
     "FlowtrailError",
@@ -87,10 +159,16 @@ __all__ = [
     "Workflow",
     "WorkflowDefinition",
     "WorkflowError",
+    "cancel",
+    "cancel_async",
     "compile_definition",
     "compile_file",
+    "get_run",
+    "get_run_async",
     "load_workflow",
     "open_store",
+    "resume",
+    "resume_async",
     "run",
     "run_async",
 ]

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flowtrail.diagnostics.finalize import Finalizer
@@ -22,12 +23,14 @@ from flowtrail.engine.events import RunFinished, RunStarted
 from flowtrail.engine.executor import Execution, RunOptions, RunResult
 from flowtrail.engine.observers import Observer, ObserverHub
 from flowtrail.errors import RunStateError
+from flowtrail.model.compile import compile_definition
+from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store.base import Store
-from flowtrail.store.records import FinalizeOutcome, NewRun, Worker
+from flowtrail.store.records import FinalizeOutcome, NewRun, RunRecord, Worker
 
 log = logging.getLogger("flowtrail")
 
@@ -46,6 +49,18 @@ class RunReport:
     record_final: bool = True
     """False when the durable record could not be written: ``status`` is what the engine
     reached, and the database does not hold it (the row may still say ``running``)."""
+
+
+async def stored_workflow(store: Store, record: RunRecord) -> Workflow:
+    """The exact definition a run started with, rebuilt from its stored snapshot (function
+    modules are looked up beside the file it came from, when the pause recorded it)."""
+    document = await store.get_snapshot(record.snapshot_hash)
+    if document is None:
+        raise RunStateError(f"the workflow snapshot {record.snapshot_hash} is missing")
+    state = record.pause_state
+    source = state.get("source") if isinstance(state, dict) else None
+    definition = WorkflowDefinition.model_validate(document)
+    return compile_definition(definition, source=Path(source) if source else None)
 
 
 def new_run_id() -> str:
