@@ -23,7 +23,15 @@ DEFAULT_DATABASE_PATH = Path(".flowtrail") / "flowtrail.db"
 SECRET_PREFIX = "FLOWTRAIL_SECRET_"
 
 
-def default_database_url() -> str:
+def default_database_url(cwd: Path | None = None) -> str:
+    """The SQLite database in the nearest ``.flowtrail`` folder, looking in ``cwd`` and then
+    each folder above it (as git finds ``.git``), so every command run anywhere inside a
+    project sees the same runs. With none found: ``.flowtrail/flowtrail.db`` under ``cwd``
+    (created there by the first run)."""
+    here = (cwd or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_DATABASE_PATH.parent).is_dir():
+            return f"sqlite:///{(folder / DEFAULT_DATABASE_PATH).as_posix()}"
     return f"sqlite:///{DEFAULT_DATABASE_PATH.as_posix()}"
 
 

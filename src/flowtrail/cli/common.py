@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -20,6 +21,7 @@ from rich.markup import escape
 from flowtrail.cli.output import dump
 from flowtrail.errors import (
     AmbiguousRunIdError,
+    DatabaseNotFoundError,
     FlowtrailError,
     InputError,
     RunNotFoundError,
@@ -27,7 +29,7 @@ from flowtrail.errors import (
     StoreError,
     WorkflowError,
 )
-from flowtrail.settings import Settings
+from flowtrail.settings import DEFAULT_DATABASE_PATH, Settings
 from flowtrail.status import RunStatus
 from flowtrail.store import SqlStore, Store, open_store
 from flowtrail.store.common import redact_url
@@ -125,7 +127,16 @@ async def open_db(settings: Settings, *, create: bool = False, db: str | None = 
     SQLite file (``create``): a read never makes a new, empty database. ``db`` is the
     ``--db`` the command was given, repeated in the upgrade hint."""
     store = open_store(settings.database_url, create=create)
-    await store.open()
+    try:
+        await store.open()
+    except DatabaseNotFoundError as exc:
+        if db is None and not os.environ.get("FLOWTRAIL_DATABASE_URL"):
+            raise DatabaseNotFoundError(
+                f"no flowtrail database found: no {DEFAULT_DATABASE_PATH.parent} folder in "
+                f"{Path.cwd()} or any folder above it (`flowtrail run` creates one in the "
+                "current folder; --db or FLOWTRAIL_DATABASE_URL name another database)"
+            ) from exc
+        raise
     try:
         if store.backend == "sqlite":
             await store.migrate()
