@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 from contextlib import suppress
 from pathlib import Path
@@ -35,6 +36,7 @@ from flowtrail.model.loading import read_input
 from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
+from flowtrail.store.common import redact_url
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -83,7 +85,9 @@ class Stopper:
         return handle
 
 
-async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:
+async def finish(
+    report: RunReport, store: Store | None, as_json: bool, db: str | None = None
+) -> int:
     data: dict[str, Any]
     if store is not None and not report.record_final:
         return await not_final(report, store, as_json)
@@ -95,7 +99,20 @@ async def finish(report: RunReport, store: Store | None, as_json: bool) -> int:
         out.print(dump(data))
     else:
         show_record(err, data, spans=False)
+        if data["status"] == RunStatus.PAUSED.value and store is not None:
+            err.print("resume it with:", highlight=False)
+            err.print(f"  {resume_command(report.run_id, db)}", highlight=False, markup=False)
     return STATUS_EXIT.get(report.status, EXIT_FAILED)
+
+
+def resume_command(run_id: str, db: str | None) -> str:
+    """The command that resumes a paused run, ``--db`` repeated when one was given; the
+    input is a placeholder to replace with the JSON the waiting block expects (and a
+    password in the URL, shown as ``***``)."""
+    parts = ["flowtrail", "resume", run_id]
+    if db:
+        parts += ["--db", shlex.quote(redact_url(db))]  # a password is not echoed
+    return " ".join([*parts, "--input", "'<JSON>'"])
 
 
 async def not_final(report: RunReport, store: Store, as_json: bool) -> int:
@@ -164,7 +181,7 @@ def run(
                 )
                 err.print(f"[dim]run {handle.run_id}[/]", markup=True)
                 report = await handle.result()
-                return await finish(report, store, as_json)
+                return await finish(report, store, as_json, db)
             finally:
                 if store is not None:
                     await store.close()
@@ -210,7 +227,7 @@ def resume(
                     )
                 )
                 report = await handle.result()
-                return await finish(report, store, as_json)
+                return await finish(report, store, as_json, db)
             finally:
                 await store.close()
 
