@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from flowtrail.cli.common import EXIT_INVALID, DbOption, JsonOption, err, guard, out, settings_for
-from flowtrail.cli.output import dump
+from flowtrail.cli.output import dump, inputs_table
 from flowtrail.errors import WorkflowError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.definition import WorkflowDefinition
@@ -18,8 +18,14 @@ from flowtrail.store import open_store
 def validate(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Workflow file (YAML or JSON).")],
     as_json: JsonOption = False,
+    inputs: Annotated[
+        bool,
+        typer.Option(
+            "--inputs", help="Also list the inputs the workflow declares (what --input takes)."
+        ),
+    ] = False,
 ) -> None:
-    """Check a workflow file without running it."""
+    """Check a workflow file without running it; --inputs lists what it takes."""
     try:
         workflow = compile_file(file)
     except WorkflowError as exc:
@@ -44,18 +50,38 @@ def validate(
         for problem in exc.problems:
             err.print(f"[red]✗[/] {problem}", markup=True)
         raise typer.Exit(EXIT_INVALID) from None
+    declared = declared_inputs(workflow.definition) if inputs else None
     if as_json:
-        out.print(
-            dump(
-                {
-                    "valid": True,
-                    "workflow": workflow.name,
-                    "definition_hash": workflow.definition_hash,
-                }
-            )
-        )
-    else:
-        err.print(f"[green]✓[/] {file}: workflow '{workflow.name}' is valid", markup=True)
+        data: dict[str, Any] = {
+            "valid": True,
+            "workflow": workflow.name,
+            "definition_hash": workflow.definition_hash,
+        }
+        if declared is not None:
+            data["inputs"] = declared
+        out.print(dump(data))
+        return
+    err.print(f"[green]✓[/] {file}: workflow '{workflow.name}' is valid", markup=True)
+    if declared is not None:
+        if declared:
+            out.print(inputs_table(declared))
+        else:
+            err.print("it declares no inputs (any JSON object is accepted as --input)")
+
+
+def declared_inputs(definition: WorkflowDefinition) -> list[dict[str, Any]]:
+    """The ``inputs:`` of a workflow as ``run`` checks them (required when no default is
+    given, unless ``required: false``)."""
+    return [
+        {
+            "name": name,
+            "type": spec.type,
+            "required": spec.default is None and spec.required is not False,
+            "default": spec.default,
+            "description": spec.description,
+        }
+        for name, spec in definition.inputs.items()
+    ]
 
 
 def schema() -> None:

@@ -229,3 +229,25 @@ def _common(a: str, b: str) -> int:
             break
         n += 1
     return n
+
+
+def inputs_table(declared: list[dict[str, Any]]) -> Table:
+    """A workflow's declared inputs: name, type, required or its default (a long one cut:
+    ``--json`` has it whole), description."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("input", "type", "required", "default", "description"):
+        table.add_column(header, overflow="fold")
+    for spec in declared:
+        default = spec["default"]
+        table.add_row(
+            Text(spec["name"]),
+            Text(spec["type"]),
+            Text("yes" if spec["required"] else "no"),
+            Text("—" if default is None else _preview(json.dumps(default, default=str))),
+            Text(spec["description"] or ""),
+        )
+    return table
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
