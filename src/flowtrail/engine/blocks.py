@@ -147,14 +147,21 @@ def _function(spec: FunctionBlock, search: Any) -> tuple[Callable[..., Any], boo
 async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResult:
     spec = node.spec
     if isinstance(spec, FunctionBlock):
-        fn, is_async = _function(spec, services.search_path)
-        if is_async:
-            value = await fn(**inputs)
-        else:
-            call = functools.partial(contextvars.copy_context().run, fn, **inputs)
-            value = await asyncio.get_running_loop().run_in_executor(services.threads, call)
-            if inspect.isawaitable(value):
-                value = await value
+        try:
+            fn, is_async = _function(spec, services.search_path)
+            if is_async:
+                value = await fn(**inputs)
+            else:
+                call = functools.partial(contextvars.copy_context().run, fn, **inputs)
+                value = await asyncio.get_running_loop().run_in_executor(services.threads, call)
+                if inspect.isawaitable(value):
+                    value = await value
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Raised by the block's own code, these would end the engine (asyncio re-raises
+            # them out of the event loop) with no record of where they came from. A real
+            # Ctrl-C never arrives this way: the CLI and asyncio.run turn SIGINT into a
+            # cancel of the run, and sync blocks run in worker threads signals never reach.
+            raise BlockError(f"the function raised {_exit_text(exc)}", node.id) from exc
         if isinstance(value, Reported):
             return BlockResult(
                 {"result": value.value}, tokens=value.tokens, model=value.model, cost=value.cost
@@ -177,6 +184,12 @@ async def execute(node: Node, inputs: Any, services: BlockServices) -> BlockResu
     if isinstance(spec, ResponseBlock):
         return BlockResult(inputs)
     return BlockResult(dict(inputs) if isinstance(inputs, Mapping) else {})
+
+
+def _exit_text(exc: SystemExit | KeyboardInterrupt) -> str:
+    """``SystemExit(3)``, ``KeyboardInterrupt('why')``: what was raised, as written."""
+    detail = repr(exc.code) if isinstance(exc, SystemExit) else ", ".join(map(repr, exc.args))
+    return f"{type(exc).__name__}({detail}); a block cannot end the process"
 
 
 # httpx's own default (5 s) would cut off a slow model or API before the block's
