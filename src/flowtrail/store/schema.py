@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-CoarseType = Literal["text", "integer", "bigint", "real", "bool", "timestamp", "json"]
+# "document": JSON read back exactly as written, key order included (PostgreSQL json,
+# since 0003); "json": JSON the database may normalise (PostgreSQL jsonb).
+CoarseType = Literal["text", "integer", "bigint", "real", "bool", "timestamp", "json", "document"]
 
 
 class Column(NamedTuple):
@@ -29,7 +31,7 @@ TABLES: dict[str, dict[str, Column]] = {
     "workflow_snapshots": {
         "definition_hash": _required("text"),
         "workflow_name": _required("text"),
-        "definition": _required("json"),
+        "definition": _required("document"),
         "created_at": _required("timestamp"),
     },
     "workflow_execution_logs": {
@@ -64,13 +66,13 @@ TABLES: dict[str, dict[str, Column]] = {
         "tokens_completion": _required("bigint"),
         "tokens_total": _required("bigint"),
         "models": _required("json"),
-        "execution_data": Column("json"),
-        "output": Column("json"),
-        "input": Column("json"),
+        "execution_data": Column("document"),
+        "output": Column("document"),
+        "input": Column("document"),
         "marker_write_failures": _required("integer"),
         "cancel_requested_at": Column("timestamp"),
         "cancel_requested_by": Column("text"),
-        "pause_state": Column("json"),
+        "pause_state": Column("document"),
         "notes": _required("json"),
         "parent_run_id": Column("text"),
         "updated_at": _required("timestamp"),
@@ -92,6 +94,7 @@ PHYSICAL: dict[str, dict[CoarseType, str]] = {
         "bool": "integer",
         "timestamp": "text",
         "json": "text",
+        "document": "text",
     },
     "postgres": {
         "text": "text",
@@ -101,6 +104,7 @@ PHYSICAL: dict[str, dict[CoarseType, str]] = {
         "bool": "boolean",
         "timestamp": "timestamp with time zone",
         "json": "jsonb",
+        "document": "json",
     },
 }
 

@@ -52,11 +52,11 @@ UPDATE workflow_execution_logs SET
     finalized_by = %(finalized_by)s::text,
     ended_at = %(ended_at)s::timestamptz,
     duration_ms = %(duration_ms)s::bigint,
-    output = %(output)s::jsonb,
+    output = %(output)s::json,
     error_message = %(error_message)s::text,
     error_block_id = %(error_block_id)s::text,
     completion_failure = %(completion_failure)s::text,
-    execution_data = %(execution_data)s::jsonb,
+    execution_data = %(execution_data)s::json,
     has_trace_spans = %(has_trace_spans)s::boolean,
     trace_span_count = %(trace_span_count)s::integer,
     tokens_prompt = %(tokens_prompt)s::bigint,
@@ -65,7 +65,7 @@ UPDATE workflow_execution_logs SET
     models = %(models)s::jsonb,
     level = %(level)s::text,
     pause_state = CASE WHEN %(keep_pause_state)s::boolean THEN pause_state
-        ELSE %(pause_state)s::jsonb END,
+        ELSE %(pause_state)s::json END,
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = ANY(%(sources)s::text[])
 RETURNING status
@@ -97,7 +97,7 @@ UPDATE workflow_execution_logs SET
             extract(epoch FROM (%(now)s::timestamptz - started_at)) * 1000)::bigint))
         ELSE duration_ms END,
     output = CASE WHEN status = ANY(%(finalize_from)s::text[])
-        THEN %(output)s::jsonb ELSE output END,
+        THEN %(output)s::json ELSE output END,
     pause_state = CASE WHEN status = ANY(%(finalize_from)s::text[])
         THEN NULL ELSE pause_state END,
     level = CASE WHEN status = ANY(%(finalize_from)s::text[])
@@ -157,13 +157,13 @@ INSERT INTO workflow_execution_logs (
 ) VALUES (
     %(id)s::text, %(workflow_name)s::text, %(snapshot_hash)s::text, %(status)s::text,
     %(trigger)s::text, %(started_at)s::timestamptz, %(deadline_at)s::timestamptz,
-    %(input)s::jsonb, %(parent_run_id)s::text, %(now)s::timestamptz,
+    %(input)s::json, %(parent_run_id)s::text, %(now)s::timestamptz,
     %(worker_host)s::text, %(worker_pid)s::integer, %(now)s::timestamptz
 )
 
 -- name: put_snapshot
 INSERT INTO workflow_snapshots (definition_hash, workflow_name, definition, created_at)
-VALUES (%(definition_hash)s::text, %(workflow_name)s::text, %(definition)s::jsonb,
+VALUES (%(definition_hash)s::text, %(workflow_name)s::text, %(definition)s::json,
         %(now)s::timestamptz)
 ON CONFLICT (definition_hash) DO NOTHING
 

@@ -1,0 +1,5 @@
+-- flowtrail 0003: documents keep the order they were written in.
+--
+-- Nothing to change on SQLite: JSON documents are TEXT here and always kept their order.
+-- The PostgreSQL 0003 moves its documents from jsonb (which sorts object keys) to json;
+-- the version exists on both backends so that they stay numbered alike.
