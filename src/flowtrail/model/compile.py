@@ -314,6 +314,8 @@ class _Compiler:
                 )
         elif isinstance(spec, WorkflowBlock):
             self.child(block_id, spec, bpath, base)
+        elif isinstance(spec, LoopBlock | ParallelBlock):
+            self.check_cap(block_id, spec, bpath)
         try:
             for source, _bare in _expressions(spec):
                 expressions.compile_expression(source)
@@ -321,6 +323,30 @@ class _Compiler:
                 expressions.compile_all(value)  # unknown filters fail here, not mid-run
         except ValueError as exc:
             self.problem(str(exc), block_id, bpath, "invalid_expression")
+
+    def check_cap(
+        self, block_id: str, spec: LoopBlock | ParallelBlock, bpath: tuple[str, ...]
+    ) -> None:
+        """A constant count or literal collection past the cap fails every run: say so now
+        (the engine checks again at run time, when the number comes from a template)."""
+        if isinstance(spec, LoopBlock):
+            field, given, cap, cap_name = "count", spec.count, spec.max_iterations, "max_iterations"
+            if spec.for_each is not None:
+                field, given = "for_each", spec.for_each
+        else:
+            field, given, cap, cap_name = "count", spec.count, spec.max_branches, "max_branches"
+            if spec.collection is not None:
+                field, given = "collection", spec.collection
+        total = _constant_size(given)
+        if total is not None and total > cap:
+            unit = "iterations" if isinstance(spec, LoopBlock) else "branches"
+            self.problem(
+                f"`{field}` gives {total:,} {unit}, more than {cap_name} ({cap:,}); "
+                f"raise `{cap_name}` if you mean it",
+                block_id,
+                (*bpath, field),
+                "over_cap",
+            )
 
     def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
         target = (base / spec.path).resolve()
@@ -430,6 +456,21 @@ class _Either:
 
     def __contains__(self, name: object) -> bool:
         return any(name in part for part in self.parts)
+
+
+def _constant_size(value: Any) -> int | None:
+    """How many iterations or branches a count or collection gives, when that is known
+    without running anything (a number, or a literal list or mapping)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    if isinstance(value, list | dict):
+        return len(value)
+    return None
 
 
 def _uses(spec: BlockBase) -> frozenset[str]:

@@ -193,6 +193,40 @@ FILES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
 ]
 
 
+FILES += [
+    (
+        "parallel_count_over_cap",
+        "w.yaml",
+        lambda: (
+            HEAD + "  fan:\n    type: parallel\n    count: 1000000000\n    blocks:\n"
+            "      r: {type: response, output: 1}\nconnections: ['start -> fan']\n"
+        ).encode(),
+        "over_cap",
+        "`count` gives 1,000,000,000 branches, more than max_branches (1,000)",
+    ),
+    (
+        "parallel_collection_over_cap",
+        "w.yaml",
+        lambda: (
+            HEAD + "  fan:\n    type: parallel\n    collection: [1, 2, 3]\n    max_branches: 2\n"
+            "    blocks:\n      r: {type: response, output: 1}\nconnections: ['start -> fan']\n"
+        ).encode(),
+        "over_cap",
+        "`collection` gives 3 branches, more than max_branches (2)",
+    ),
+    (
+        "loop_count_over_cap",
+        "w.yaml",
+        lambda: (
+            HEAD + "  rep:\n    type: loop\n    count: '5000'\n"
+            "    blocks:\n      r: {type: response, output: 1}\nconnections: ['start -> rep']\n"
+        ).encode(),
+        "over_cap",
+        "`count` gives 5,000 iterations, more than max_iterations (1,000)",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("name", "content", "code", "text"), [c[1:] for c in FILES], ids=[c[0] for c in FILES]
 )
