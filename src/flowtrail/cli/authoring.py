@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from flowtrail.cli.common import EXIT_INVALID, DbOption, JsonOption, err, guard, out, settings_for
 from flowtrail.cli.output import dump, inputs_table
@@ -48,7 +49,7 @@ def validate(
                 )
             )
         for problem in exc.problems:
-            err.print(f"[red]✗[/] {problem}", markup=True)
+            err.print(f"[red]✗[/] {escape(str(problem))}", markup=True)
         raise typer.Exit(EXIT_INVALID) from None
     declared = declared_inputs(workflow.definition) if inputs else None
     if as_json:
@@ -61,7 +62,10 @@ def validate(
             data["inputs"] = declared
         out.print(dump(data))
         return
-    err.print(f"[green]✓[/] {file}: workflow '{workflow.name}' is valid", markup=True)
+    err.print(
+        f"[green]✓[/] {escape(str(file))}: workflow '{escape(workflow.name)}' is valid",
+        markup=True,
+    )
     if declared is not None:
         if declared:
             out.print(inputs_table(declared))

@@ -25,8 +25,10 @@ STATUS_STYLE = {
 }
 
 
-def dump(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
+def dump(data: Any) -> Text:
+    """JSON for stdout, as a Rich ``Text`` so brackets in user data (``"[/x]"``) print
+    as they are instead of being read as markup."""
+    return Text(json.dumps(data, indent=2, default=str))
 
 
 def _marker(marker: dict[str, Any] | None, when: str) -> str:

@@ -28,10 +28,11 @@ from flowtrail.cli.common import (
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.progress import Progress
 from flowtrail.diagnostics.view import record_json, unrecorded_json
-from flowtrail.errors import FlowtrailError, RunStateError
+from flowtrail.errors import FlowtrailError, InputError, RunStateError
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
+from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.loading import read_input
 from flowtrail.runner import RunHandle, Runner, RunReport
 from flowtrail.status import RunStatus
@@ -169,7 +170,14 @@ def run(
     async def go() -> int:
         with Stopper() as stopper:
             workflow = compile_file(file)
+            if no_record and workflow.can_pause:
+                raise InputError(
+                    f"--no-record: block '{workflow.pause_points[0]}' can pause the run for "
+                    "input, and a run without a record could never be resumed; run it "
+                    "without --no-record"
+                )
             values = read_input(input)
+            validate_inputs(workflow.definition, values)  # bad input opens no database
             settings = settings_for(db).with_overrides(run_timeout=timeout)
             store = None if no_record else await open_db(settings, create=True, db=db)
             try:

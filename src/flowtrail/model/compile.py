@@ -27,8 +27,9 @@ from flowtrail.model.definition import (
 )
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
 from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
-from flowtrail.model.limits import MAX_CONTAINER_DEPTH
+from flowtrail.model.limits import MAX_CONTAINER_DEPTH, clip
 from flowtrail.model.loading import Positions, read_definition
+from flowtrail.model.startable import argument_problems, did_you_mean, first_check_reads
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONN = re.compile(
@@ -292,9 +293,12 @@ class _Compiler:
             )
         if isinstance(spec, FunctionBlock):
             try:
-                resolve_call(spec.call, base)
+                fn = resolve_call(spec.call, base)
             except ValueError as exc:
                 self.problem(str(exc), block_id, (*bpath, "call"), "uncallable")
+            else:
+                for message in argument_problems(fn, spec.with_):
+                    self.problem(message, block_id, (*bpath, "with"), "bad_argument")
         elif isinstance(spec, ConditionBlock):
             ids = [b.id for b in spec.branches]
             if len(set(ids)) != len(ids):
@@ -359,6 +363,7 @@ class _Compiler:
             child = compile_file(target, depth=self.depth + 1, cache=self.cache)
             self.cache.setdefault(target, child)
             self.children[spec.path] = child
+            self.check_child(block_id, spec, bpath, child)
         except WorkflowValidationError as exc:
             for p in exc.problems:
                 self.problem(f"child workflow {spec.path}: {p}", block_id, (*bpath, "path"), p.code)
@@ -370,12 +375,64 @@ class _Compiler:
                 "invalid_child_workflow",
             )
 
+    def check_child(
+        self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], child: Workflow
+    ) -> None:
+        """``with:`` must be an input the child accepts, and the child must not pause
+        (a paused child could not be resumed through its parent)."""
+        declared = child.definition.inputs
+        if declared:
+            for key in spec.with_:
+                if key not in declared:
+                    self.problem(
+                        f"`with: {clip(key)}` is not an input of child workflow "
+                        f"{clip(spec.path)} (its inputs: {', '.join(declared)})"
+                        f"{did_you_mean(key, declared)}",
+                        block_id,
+                        (*bpath, "with", key),
+                        "bad_argument",
+                    )
+            for name, input_spec in declared.items():
+                required = input_spec.required is not False and input_spec.default is None
+                if required and name not in spec.with_:
+                    self.problem(
+                        f"child workflow {clip(spec.path)} needs input '{name}', which "
+                        "`with:` does not give",
+                        block_id,
+                        (*bpath, "with"),
+                        "bad_argument",
+                    )
+        if child.can_pause:
+            self.problem(
+                f"child workflow {clip(spec.path)} can pause for input (block "
+                f"'{child.pause_points[0]}'), which a child workflow cannot do yet",
+                block_id,
+                (*bpath, "path"),
+                "invalid_child_workflow",
+            )
+
+    def check_first_while(self, node: Node) -> None:
+        """A ``while`` is checked before the first iteration, when no body block has run."""
+        spec = node.spec
+        if not isinstance(spec, LoopBlock) or spec.while_ is None or node.scope is None:
+            return
+        early = sorted(first_check_reads(spec.while_) & set(node.scope.nodes))
+        for name in early:
+            self.problem(
+                f"`while` is checked before the first iteration, when '{name}' has not run "
+                f"yet; guard it (`loop.index == 0 or ...`) or use `do_while`",
+                node.id,
+                (*self.all_ids.get(node.id, ()), "while"),
+                "bad_reference",
+            )
+
     def check_references(
         self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: Upstream | None
     ) -> None:
         """Every template names something that exists and runs before it."""
         kinds = {s.nodes[c].type for s, c in outer}
         for node in scope.nodes.values():
+            self.check_first_while(node)
             before = Upstream(scope, node.id, visible_outer)
             inner_ids = set(node.scope.nodes) if node.scope else set()
             for value, sees_inner in block_templates(node.spec):

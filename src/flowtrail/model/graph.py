@@ -72,11 +72,34 @@ class Workflow:
         text = json.dumps(self.document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @property
+    def pause_points(self) -> tuple[str, ...]:
+        """The blocks (here or in a child workflow) that can pause a run for input."""
+        return _pause_points(self, set())
+
+    @property
+    def can_pause(self) -> bool:
+        """Whether a run of this workflow can end ``paused`` (and so needs a record to be
+        resumed from): it has a ``wait for: input``, itself or in a child workflow."""
+        return bool(self.pause_points)
+
     def node(self, block_id: str) -> Node:
         found = find_node(self.root, block_id)
         if found is None:
             raise KeyError(block_id)
         return found
+
+
+def _pause_points(workflow: Workflow, seen: set[int]) -> tuple[str, ...]:
+    if id(workflow) in seen:
+        return ()
+    seen.add(id(workflow))
+    found = [
+        n.id for n in iter_nodes(workflow.root) if getattr(n.spec, "for_", None) == "input"
+    ]
+    for child in workflow.children.values():
+        found.extend(_pause_points(child, seen))
+    return tuple(found)
 
 
 def find_node(scope: Scope, block_id: str) -> Node | None:

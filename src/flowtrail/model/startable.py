@@ -1,0 +1,126 @@
+"""Checks that a valid workflow can also start: what a function accepts, and what a
+``while`` condition reads before the loop's first iteration. Pure helpers for the compiler.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+
+from flowtrail.model.expressions import ENV
+from flowtrail.model.limits import clip
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when a choice is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def argument_problems(fn: Callable[..., Any], given: Iterable[str]) -> list[str]:
+    """What stops ``fn(**with_)`` from being called: a ``with:`` key it does not take
+    (unless it takes ``**kwargs``), or a required argument ``with:`` does not give."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []  # some builtins have no signature: the call will tell
+    params = signature.parameters.values()
+    by_keyword = [
+        p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    keys = [str(k) for k in given]
+    problems: list[str] = []
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        takes = ", ".join(by_keyword) or "no arguments"
+        for key in keys:
+            if key not in by_keyword:
+                problems.append(
+                    f"`with: {clip(key)}` is not an argument of the function (it takes: "
+                    f"{takes}){did_you_mean(key, by_keyword)}"
+                )
+    for p in params:
+        needed = p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if needed and (p.kind is p.POSITIONAL_ONLY or p.name not in keys):
+            problems.append(
+                f"the function needs argument '{p.name}', which `with:` does not give"
+                if p.kind is not p.POSITIONAL_ONLY
+                else f"the function needs positional-only argument '{p.name}', which a "
+                "function block cannot give (it passes `with:` by name)"
+            )
+    return problems
+
+
+def _known(node: nodes.Node) -> bool | None:
+    """The value of ``node`` before the first iteration, where it is a test of
+    ``loop.index`` or ``loop.first``; ``None`` when that is not known statically."""
+    if isinstance(node, nodes.Not):
+        inner = _known(node.node)
+        return None if inner is None else not inner
+    if isinstance(node, nodes.Getattr) and _is_loop(node.node) and node.attr == "first":
+        return True
+    if (
+        isinstance(node, nodes.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.expr, nodes.Getattr)
+        and _is_loop(node.expr.node)
+        and node.expr.attr == "index"
+        and isinstance(node.ops[0].expr, nodes.Const)
+        and isinstance(node.ops[0].expr.value, int)
+    ):
+        value = node.ops[0].expr.value
+        tests: dict[str, Callable[[int], bool]] = {
+            "eq": lambda v: v == 0,
+            "ne": lambda v: v != 0,
+            "lt": lambda v: v > 0,
+            "lteq": lambda v: v >= 0,
+            "gt": lambda v: v < 0,
+            "gteq": lambda v: v <= 0,
+        }
+        test = tests.get(node.ops[0].op)
+        return None if test is None else test(value)
+    return None
+
+
+def _is_loop(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "loop"
+
+
+def _reads(node: nodes.Node, out: set[str]) -> None:
+    """Names read when ``node`` is evaluated before the first iteration, skipping the
+    side of ``or``/``and``/``if`` that a ``loop.index`` test rules out."""
+    if isinstance(node, nodes.Or | nodes.And):
+        first = _known(node.left)
+        _reads(node.left, out)
+        short = first is True if isinstance(node, nodes.Or) else first is False
+        if not short:
+            _reads(node.right, out)
+        return
+    if isinstance(node, nodes.CondExpr):
+        test = _known(node.test)
+        _reads(node.test, out)
+        if test is not False:
+            _reads(node.expr1, out)
+        if test is not True and node.expr2 is not None:
+            _reads(node.expr2, out)
+        return
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        out.add(node.name)
+        return
+    for child in node.iter_child_nodes():
+        _reads(child, out)
+
+
+def first_check_reads(condition: str) -> set[str]:
+    """The names a ``while:`` condition reads the first time it is checked, before any
+    iteration ran (empty if it does not parse: that is reported elsewhere)."""
+    try:
+        tree = ENV.parse("{{ " + condition + " }}")
+    except TemplateSyntaxError:
+        return set()
+    out: set[str] = set()
+    _reads(tree, out)
+    return out
