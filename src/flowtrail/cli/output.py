@@ -109,26 +109,58 @@ def span_tree(trace: dict[str, Any], limit: int = SPAN_LINES) -> tuple[Tree, int
     span past the cut (the failing block must never be hidden); returns the tree and how
     many spans were left out."""
     lines = span_lines(trace, limit=_WALK_ALL)
-    parents = _parents([depth for depth, _, _ in lines])
+    parents = _parents([line.depth for line in lines])
     keep = set(range(min(limit, len(lines))))
-    has_error_child = {parents[i] for i, line in enumerate(lines) if line[2] == "error"}
+    has_error_child = {parents[i] for i, line in enumerate(lines) if line.status == "error"}
     beyond = [
         i
         for i in range(len(keep), len(lines))
-        if lines[i][2] == "error" and i not in has_error_child
+        if lines[i].status == "error" and i not in has_error_child
     ]
     for i in beyond[:ERROR_PATHS]:
         while i >= 0 and i not in keep:
             keep.add(i)
             i = parents[i]
-    root = Tree(_styled(*lines[0][1:]))
+    root = Tree(_styled(lines[0].label, lines[0].status))
     nodes: dict[int, Tree] = {0: root}
     for i in sorted(keep - {0}):
         parent = nodes[parents[i]]
         if i - 1 not in keep:
             parent.add("[dim]…[/]")  # spans were skipped here
-        nodes[i] = parent.add(_styled(*lines[i][1:]))
+        nodes[i] = parent.add(_styled(lines[i].label, lines[i].status))
+        captured = block_output(lines[i].span)
+        if captured is not None:
+            nodes[i].add(captured)
     return root, len(lines) - len(keep)
+
+
+LOG_LINES = 10  # captured output lines shown under a block; --json has them all
+LOG_LINE_CHARS = 300
+
+
+def block_output(span: dict[str, Any]) -> Text | None:
+    """What the block printed (stdout, stderr, logging), as captured on its span under
+    ``logs`` (``logs_truncated``: characters dropped at capture): its first lines, and a
+    hint to ``--json`` when there is more."""
+    logs = span.get("logs")
+    if not isinstance(logs, str) or not logs:
+        return None
+    lines = logs.rstrip("\n").splitlines()
+    text = Text("output:", style="bold dim")
+    for line in lines[:LOG_LINES]:
+        cut = line if len(line) <= LOG_LINE_CHARS else line[: LOG_LINE_CHARS - 1] + "…"
+        text.append("\n" + cut, style="dim")
+    more = []
+    if len(lines) > LOG_LINES:
+        more.append(f"{len(lines) - LOG_LINES} more lines")
+    dropped = span.get("logs_truncated")
+    if isinstance(dropped, int) and dropped > 0:
+        more.append(f"{dropped} characters dropped when captured")
+    if len(lines) > LOG_LINES or any(len(line) > LOG_LINE_CHARS for line in lines):
+        more.append("--json for all")
+    if more:
+        text.append(f"\n… {', '.join(more)}", style="dim italic")
+    return text
 
 
 def _parents(depths: list[int]) -> list[int]:

@@ -4,7 +4,7 @@ surface (CLI now, HTTP API later) renders runs through here, so they all agree."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowtrail.store.records import RunRecord
 
@@ -100,9 +100,18 @@ def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:
     return {"waiting_blocks": state.get("waiting", []), "message": state.get("message")}
 
 
-def span_lines(span: dict[str, Any] | None, *, limit: int = 200) -> list[tuple[int, str, str]]:
-    """(depth, label, status) for a span tree, depth-first, at most ``limit`` lines."""
-    out: list[tuple[int, str, str]] = []
+class SpanLine(NamedTuple):
+    """One line of a span tree: its depth, its text, its status, and the span itself."""
+
+    depth: int
+    label: str
+    status: str
+    span: dict[str, Any]
+
+
+def span_lines(span: dict[str, Any] | None, *, limit: int = 200) -> list[SpanLine]:
+    """The lines of a span tree, depth-first, at most ``limit``."""
+    out: list[SpanLine] = []
 
     def walk(node: dict[str, Any], depth: int) -> None:
         if len(out) >= limit:
@@ -118,7 +127,7 @@ def span_lines(span: dict[str, Any] | None, *, limit: int = 200) -> list[tuple[i
             label += f" [{node['elided_iterations']} iterations elided]"
         if node.get("error"):
             label += f" — {str(node['error'])[:120]}"
-        out.append((depth, label, str(node.get("status"))))
+        out.append(SpanLine(depth, label, str(node.get("status")), node))
         for child in node.get("children", []):
             walk(child, depth + 1)
 
