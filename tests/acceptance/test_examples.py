@@ -18,7 +18,8 @@ RESUME = re.compile(r"flowtrail resume RUN_ID --input '(?P<input>[^']*)'")
 
 def _expected(path: Path) -> tuple[int, str]:
     found = EXPECTED.search(path.read_text(encoding="utf-8"))
-    return (int(found["code"]), found["status"]) if found else (0, "completed")
+    assert found, f"{path.name} does not state its expected result in a '# Expected:' header"
+    return int(found["code"]), found["status"]
 
 
 def test_there_are_examples() -> None:

@@ -66,7 +66,7 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
         if data["paused"].get("message"):
             waiting += f" — {data['paused']['message']}"
         table.add_row("waiting for input", escape(waiting))
-    table.add_row("started", str(data["started_at"]))
+    table.add_row("started", str(data["started_at"] or "—"))
     table.add_row("ended", str(data["ended_at"] or "—"))
     table.add_row("duration", f"{data['duration_ms']} ms" if data["duration_ms"] else "—")
     tokens = data["tokens"]
