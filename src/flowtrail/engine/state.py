@@ -107,9 +107,16 @@ def ready_on_resume(scope: Scope, state: ScopeState) -> list[str]:
 
 
 def exit_output(scope: Scope, state: ScopeState) -> Any:
-    """What one iteration or branch contributes to ``results``: the output of its exit
-    block (the one with no outgoing edge that ran), or a mapping when several ran."""
-    exits = [b for b in scope.nodes if not scope.outgoing[b] and b in state.finished]
+    """What one iteration or branch contributes to ``results`` (and the top level to the
+    run's output): the output of each block that ran and whose outgoing edges were all
+    pruned, i.e. the last block that ran on each path. A block whose ``error`` edge was
+    pruned because it succeeded counts; one whose ``error`` edge fired does not (its
+    handler does). One such block gives its output, several a mapping by block id."""
+    exits = [
+        b
+        for b in scope.nodes
+        if b in state.finished and not any(state.edges.get(i, True) for i in scope.outgoing[b])
+    ]
     if len(exits) == 1:
         return state.outputs.get(exits[0])
     return {b: state.outputs.get(b) for b in exits}
