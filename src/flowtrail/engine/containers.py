@@ -146,6 +146,13 @@ def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Ou
     return Outcome(node, error=message, error_block_id=inner or node.id)
 
 
+def _cut_short(node: Node, results: Any) -> Outcome:
+    """The run got its ``response`` while this container ran: the run ends at once, so the
+    container (and any iteration in progress) is left open, recorded ``abandoned`` like
+    every block the response cut short, with no completion marker after the response."""
+    return Outcome(node, output={"results": results})
+
+
 async def _bounded(life: _Lifecycle, body: Coroutine[Any, Any, Outcome]) -> Outcome:
     """A container's own ``timeout:`` covers all of its iterations or branches."""
     timeout = life.node.spec.timeout
@@ -224,9 +231,8 @@ async def _loop(
             )
             return _failed(life, index, capped, "stopped")
         if current is None and owner.stopped:
-            if owner.ex.response is not None:  # the run already has its answer
-                life.finish(len(results))
-                return Outcome(node, output={"results": results})
+            if owner.ex.response is not None:
+                return _cut_short(node, results)
             if not owner.ex.pausing:
                 stopped = BlockError(f"stopped before iteration {index}: run ending", node.id)
                 return _failed(life, index, stopped, "stopped")
@@ -248,6 +254,8 @@ async def _loop(
         except ScopeFailed as exc:
             life.iteration(index, total, started, False)
             return _failed(life, index + 1, exc, f"iteration {index}")
+        if owner.ex.response is not None:  # this iteration gave the run its response
+            return _cut_short(node, results)
         results.append(exit_output(node.scope, state))
         last = state
         life.iteration(index, total, started, True)
@@ -368,10 +376,12 @@ async def _parallel(
         running.cancel()
     if failure is not None:
         return _failed(life, len(results), failure, "failed")
+    if owner.ex.response is not None:
+        return _cut_short(node, results)
     if paused or (pending and owner.ex.pausing):
         life.finish(len(results), paused=True)
         return Outcome(node, paused=cstate)
-    if pending and owner.ex.response is None:
+    if pending:
         stopped = BlockError(f"stopped with {pending.left} branches not started", node.id)
         return _failed(life, len(results), stopped, "stopped")
     life.finish(len(results))
