@@ -49,6 +49,9 @@ class RunReport:
     record_final: bool = True
     """False when the durable record could not be written: ``status`` is what the engine
     reached, and the database does not hold it (the row may still say ``running``)."""
+    error_path: tuple[str, ...] = ()
+    """For a failure inside child workflows: the ``workflow`` blocks leading to
+    ``error_block_id``, outermost first, ending with it. Empty otherwise."""
 
 
 async def stored_workflow(store: Store, record: RunRecord) -> Workflow:
@@ -351,4 +354,5 @@ class Runner:
             result.waiting_blocks,
             failure,
             record_final=recorder is None or persisted is not None,
+            error_path=result.error_path if len(result.error_path) > 1 else (),
         )

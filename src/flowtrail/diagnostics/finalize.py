@@ -84,6 +84,11 @@ def cap_output(value: Any, max_bytes: int) -> tuple[Any, dict[str, Any] | None]:
     return {**meta, "preview": text[: max_bytes // _PREVIEW_DIVISOR]}, meta
 
 
+def _error_path(result: RunResult) -> dict[str, Any]:
+    """Where a failure inside child workflows happened, for the record's ``error.path``."""
+    return {"error_path": list(result.error_path)} if len(result.error_path) > 1 else {}
+
+
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "")
@@ -207,6 +212,7 @@ class Finalizer:
         root = rec.spans.finish(ended, status if status != "completed" else "success")
         data = compact(clean(root), rec.spans.count, self.budget, rec.spans.elided)
         data["paused_spans"] = rec.spans.paused_spans  # what a resume will continue
+        data.update(_error_path(result))
         output, truncation = cap_output(self.masker(result.output), self.max_output_bytes)
         if truncation is not None:
             data["output_truncation"] = truncation
@@ -233,6 +239,7 @@ class Finalizer:
             "trace": None,
             "truncation": dropped,
             "paused_spans": self.recorder.spans.paused_spans,
+            **_error_path(result),
         }
         if truncation is not None:
             data["output_truncation"] = truncation

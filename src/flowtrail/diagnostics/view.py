@@ -13,6 +13,20 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _error(message: str | None, block_id: str | None, path: Any) -> dict[str, Any]:
+    """``{message, block_id}``, plus ``path`` (the ``workflow`` blocks leading to
+    ``block_id``, then it) when the failure happened inside child workflows."""
+    error: dict[str, Any] = {"message": message, "block_id": block_id}
+    if path:
+        error["path"] = list(path)
+    return error
+
+
+def _stored_path(rec: RunRecord) -> Any:
+    data = rec.execution_data
+    return data.get("error_path") if isinstance(data, dict) else None
+
+
 def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": rec.id,
@@ -20,7 +34,7 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "status": rec.status.value,
         "finalization_path": rec.finalization_path.value if rec.finalization_path else None,
         "finalized_by": rec.finalized_by.value if rec.finalized_by else None,
-        "error": {"message": rec.error_message, "block_id": rec.error_block_id}
+        "error": _error(rec.error_message, rec.error_block_id, _stored_path(rec))
         if rec.error_message or rec.error_block_id
         else None,
         "completion_failure": rec.completion_failure,
@@ -71,7 +85,7 @@ def unrecorded_json(report: Any) -> dict[str, Any]:
         "status": report.status.value,
         "finalization_path": None,
         "finalized_by": None,
-        "error": {"message": report.error, "block_id": report.error_block_id}
+        "error": _error(report.error, report.error_block_id, report.error_path)
         if report.error
         else None,
         "completion_failure": None,

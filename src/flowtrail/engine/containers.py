@@ -134,8 +134,10 @@ class _Lifecycle:
 
 def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Outcome:
     node = life.node
+    path: tuple[str, ...] = (node.id,)
     if isinstance(exc, ScopeFailed):
         inner = exc.block_id
+        path = exc.path or path
         message = f"{node.type} '{node.id}' {where}: {exc}"
         if inner:
             message = f"{node.type} '{node.id}' {where}, block '{inner}': {exc}"
@@ -143,7 +145,7 @@ def _failed(life: _Lifecycle, iterations: int, exc: Exception, where: str) -> Ou
         inner = node.id
         message = message_of(exc)
     life.finish(iterations, error=message)
-    return Outcome(node, error=message, error_block_id=inner or node.id)
+    return Outcome(node, error=message, error_block_id=inner or node.id, error_path=path)
 
 
 def _cut_short(node: Node, results: Any) -> Outcome:
@@ -366,7 +368,7 @@ async def _parallel(
             elif isinstance(problem, ScopeFailed):
                 life.iteration(i, total, started, False)
                 if failure is None and problem.block_id is not None:
-                    failure = ScopeFailed(f"branch {i}: {problem}", problem.block_id)
+                    failure = ScopeFailed(f"branch {i}: {problem}", problem.block_id, problem.path)
                     halt.flag = True
                 elif failure is None:
                     failure = problem

@@ -30,7 +30,14 @@ from flowtrail.engine.events import (
     StartEvent,
 )
 from flowtrail.engine.observers import ObserverHub
-from flowtrail.engine.outcome import Halt, Outcome, ScopeFailed, ScopePaused, message_of
+from flowtrail.engine.outcome import (
+    ChildWorkflowFailed,
+    Halt,
+    Outcome,
+    ScopeFailed,
+    ScopePaused,
+    message_of,
+)
 from flowtrail.engine.state import ScopeState, chosen_edges, exit_output, ready_on_resume, settle
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import (
@@ -69,6 +76,8 @@ class RunResult:
     timed_out: bool = False
     pause_state: dict[str, Any] | None = None
     waiting_blocks: tuple[str, ...] = ()
+    # the `workflow` blocks leading to error_block_id through child workflows, then it
+    error_path: tuple[str, ...] = ()
 
 
 def _now() -> float:
@@ -185,7 +194,9 @@ class Execution:
         except ScopeFailed as exc:
             if self.cancelled:  # cancelled while failing: the request wins
                 return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
-            return RunResult(RunStatus.FAILED, error=str(exc), error_block_id=exc.block_id)
+            return RunResult(
+                RunStatus.FAILED, error=str(exc), error_block_id=exc.block_id, error_path=exc.path
+            )
         except ScopePaused:
             if self.cancelled:  # cancelled while pausing: nothing left to resume
                 return RunResult(RunStatus.CANCELLED, output={"cancelled": True})
@@ -239,8 +250,14 @@ class Execution:
             return result.output
         if result.status is RunStatus.PAUSED:
             raise BlockError("a child workflow cannot pause for input yet", node.id)
-        where = f" at block '{result.error_block_id}'" if result.error_block_id else ""
-        raise BlockError(f"child workflow '{child_wf.name}' failed{where}: {result.error}", node.id)
+        inner = result.error_path or ((result.error_block_id,) if result.error_block_id else ())
+        if len(inner) > 1:
+            # Failed in a grandchild: the message already says where; say it only once.
+            message = result.error or "child workflow failed"
+        else:
+            where = f" at block '{inner[0]}'" if inner else ""
+            message = f"child workflow '{child_wf.name}' failed{where}: {result.error}"
+        raise ChildWorkflowFailed(message, node.id, (node.id, *inner))
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -366,7 +383,9 @@ class ScopeRun:
             return []
         if outcome.error is not None and not node.has_error_edge:
             if self.failure is None:
-                self.failure = ScopeFailed(outcome.error, outcome.error_block_id)
+                self.failure = ScopeFailed(
+                    outcome.error, outcome.error_block_id, outcome.error_path
+                )
                 self.halt.flag = True
             return []
         return self.settle(outcome)
@@ -430,7 +449,9 @@ class ScopeRun:
             message = message_of(exc)
             tries = getattr(exc, "flowtrail_tries", 1)
             ex.emit(self.completed(node, started_at, inputs, None, message, tries))
-            return Outcome(node, error=message, error_block_id=_block_of(exc, node))
+            inner = _block_of(exc, node)
+            path = exc.path if isinstance(exc, ChildWorkflowFailed) else (inner,)
+            return Outcome(node, error=message, error_block_id=inner, error_path=path)
         ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1)))
         return Outcome(node, output=result.output, handle=result.handle)
 

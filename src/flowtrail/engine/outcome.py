@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flowtrail.errors import FlowtrailError
+from flowtrail.errors import BlockError, FlowtrailError
 from flowtrail.model.graph import Node
 
 
@@ -18,13 +18,28 @@ class Outcome:
     handle: str | None = None
     error: str | None = None
     error_block_id: str | None = None
+    error_path: tuple[str, ...] = ()  # through child workflows, ending at error_block_id
     paused: dict[str, Any] | None = None  # a container's state, or {} for a wait block
 
 
 class ScopeFailed(Exception):
-    def __init__(self, message: str, block_id: str | None) -> None:
+    def __init__(
+        self, message: str, block_id: str | None, path: tuple[str, ...] | None = None
+    ) -> None:
         super().__init__(message)
         self.block_id = block_id
+        # the `workflow` blocks leading to the failing block, outermost first, then it
+        self.path: tuple[str, ...] = path or ((block_id,) if block_id else ())
+
+
+class ChildWorkflowFailed(BlockError):
+    """A ``workflow`` block whose child run failed. ``inner_block_id`` is the innermost
+    failing block; ``path`` leads to it through every child workflow in between."""
+
+    def __init__(self, message: str, block_id: str, path: tuple[str, ...]) -> None:
+        super().__init__(message, block_id)
+        self.inner_block_id = path[-1]
+        self.path = path
 
 
 class ScopePaused(Exception):

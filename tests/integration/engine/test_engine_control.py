@@ -62,7 +62,8 @@ async def test_child_workflow_failure_fails_the_block() -> None:
     result, log = await run_workflow("parent_of_failing.yaml")
 
     assert result.status is RunStatus.FAILED
-    assert result.error_block_id == "call_child"
+    assert result.error_block_id == "explode"  # the innermost failing block
+    assert result.error_path == ("call_child", "explode")
     assert result.error == (
         "child workflow 'child_fail' failed at block 'explode': RuntimeError: child exploded"
     )
