@@ -20,9 +20,9 @@ from flowtrail.diagnostics.finalize import Finalizer
 from flowtrail.diagnostics.masking import Masker, Sealer
 from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.engine.events import RunFinished, RunStarted
-from flowtrail.engine.executor import Execution, RunOptions, RunResult
+from flowtrail.engine.executor import Execution, RunOptions, RunResult, input_readers
 from flowtrail.engine.observers import Observer, ObserverHub
-from flowtrail.errors import RunStateError
+from flowtrail.errors import InputError, RunStateError
 from flowtrail.model.compile import compile_definition
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
@@ -69,6 +69,16 @@ async def stored_workflow(store: Store, record: RunRecord) -> Workflow:
 def new_run_id() -> str:
     # time-ordered prefix so ids sort roughly by start, then randomness
     return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+def _require_input(run_id: str, workflow: Workflow, waiting: list[str]) -> None:
+    readers = input_readers(workflow, waiting)
+    if readers:
+        wait, reader = next(iter(readers.items()))
+        raise InputError(
+            f"run {run_id} is waiting for input at block '{wait}', and block '{reader}' "
+            f"reads it: resume with an input (flowtrail resume {run_id} --input JSON)"
+        )
 
 
 class RunHandle:
@@ -216,6 +226,8 @@ class Runner:
             raise RunStateError(f"run {run_id} is {current.status.value}, not paused")
         if not isinstance(current.pause_state, dict) or "state" not in current.pause_state:
             raise RunStateError(f"run {run_id} has no usable pause snapshot")
+        if resume_input is None:  # refused before the claim: nothing on the run changes
+            _require_input(run_id, workflow, current.pause_state.get("waiting") or [])
         sealer = Sealer(self.settings.named_secrets)
         sealer.unseal(current.pause_state)  # a missing secret fails before the claim
         row = await self.store.claim_resume(run_id, Worker.this_process())  # one wins

@@ -158,3 +158,29 @@ def test_schema_describes_the_format(cli: Cli) -> None:
     kinds = json.dumps(schema)
     for block_type in ("function", "parallel", "loop", "wait", "workflow", "agent"):
         assert f'"{block_type}"' in kinds
+
+
+def test_resume_without_input_of_a_wait_that_is_read_exits_2(cli: Cli, tmp_path: Path) -> None:
+    wf = write_workflow(
+        tmp_path,
+        "approve_strict",
+        """
+        name: approve_strict
+        blocks:
+          start: {type: start}
+          ask: {type: wait, for: input}
+          done: {type: response, output: {ok: "{{ ask.input.ok }}"}}
+        connections: [start -> ask, ask -> done]
+    """,
+    )
+    paused = json.loads(cli.run("run", str(wf), "--json", "--quiet").stdout)
+    refused = cli.run("resume", paused["id"], "--json")
+    assert refused.returncode == 2, refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "invalid_input"
+    assert "waiting for input at block 'ask'" in error["message"]
+    assert "--input" in error["message"]
+    assert cli.show(paused["id"])["status"] == "paused"  # nothing changed on the run
+    done = cli.run("resume", paused["id"], "--input", '{"ok": true}', "--json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == {"ok": True}

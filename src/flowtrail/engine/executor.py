@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +46,8 @@ from flowtrail.errors import (
     ReferenceResolutionError,
 )
 from flowtrail.model import expressions
-from flowtrail.model.definition import ResponseBlock, WorkflowBlock
-from flowtrail.model.graph import Node, Scope, Workflow
+from flowtrail.model.definition import ResponseBlock, WaitBlock, WorkflowBlock
+from flowtrail.model.graph import Node, Scope, Workflow, iter_nodes
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.status import RunStatus
 
@@ -258,6 +258,19 @@ class Execution:
             where = f" at block '{inner[0]}'" if inner else ""
             message = f"child workflow '{child_wf.name}' failed{where}: {result.error}"
         raise ChildWorkflowFailed(message, node.id, (node.id, *inner))
+
+
+def input_readers(workflow: Workflow, waiting: Sequence[str]) -> dict[str, str]:
+    """For each waiting ``wait for: input`` block whose output a block reads (so a resume
+    without input would fail later, reading ``None``), one block that reads it."""
+    nodes = iter_nodes(workflow.root)
+    found: dict[str, str] = {}
+    for wait in nodes:
+        if wait.id in waiting and isinstance(wait.spec, WaitBlock) and wait.spec.for_:
+            reader = next((n.id for n in nodes if wait.id in n.uses), None)
+            if reader is not None:
+                found[wait.id] = reader
+    return found
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -535,4 +548,4 @@ def _block_of(exc: BaseException, node: Node) -> str:
     return inner if isinstance(inner, str) else node.id
 
 
-__all__ = ["Execution", "RunOptions", "RunResult"]
+__all__ = ["Execution", "RunOptions", "RunResult", "input_readers"]
