@@ -69,11 +69,30 @@ class PauseRequested(Exception):
 Render = Callable[[Any], Any]
 
 
+class HttpClient:
+    """One ``httpx.AsyncClient`` per run (child workflows included), made when the first
+    ``http``/``agent`` block needs it and closed when the run ends: connections to the same
+    host are reused from block to block."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=UNBOUNDED_BLOCK_HTTP_TIMEOUT)
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
 @dataclass
 class BlockServices:
     """Run-wide things block handlers use. Built once per run by the executor."""
 
-    http: httpx.AsyncClient | None
+    http: HttpClient
     prices: Prices
     agent_base_url: str | None
     agent_api_key: str | None
@@ -197,10 +216,10 @@ def _exit_text(exc: SystemExit | KeyboardInterrupt) -> str:
 UNBOUNDED_BLOCK_HTTP_TIMEOUT = 300.0
 
 
-def _client(services: BlockServices, timeout: float | None) -> httpx.AsyncClient:
-    return services.http or httpx.AsyncClient(
-        timeout=None if timeout else UNBOUNDED_BLOCK_HTTP_TIMEOUT
-    )
+def _timeout(block_timeout: float | None) -> float | None:
+    """Per request: none when the block has its own ``timeout:`` (the executor enforces
+    it), else the ceiling."""
+    return None if block_timeout else UNBOUNDED_BLOCK_HTTP_TIMEOUT
 
 
 async def _http(
@@ -209,21 +228,18 @@ async def _http(
     fail_on_status: bool,
     block_timeout: float | None,
 ) -> BlockResult:
-    client = _client(services, block_timeout)
     try:
-        response = await client.request(
+        response = await services.http.get().request(
             str(inputs["method"]).upper(),
             str(inputs["url"]),
             headers={k: str(v) for k, v in (inputs["headers"] or {}).items()},
             params=inputs["params"] or None,
             json=inputs["json"],
             content=inputs["body"],
+            timeout=_timeout(block_timeout),
         )
     except httpx.HTTPError as exc:
         raise BlockError(f"HTTP request to {inputs['url']} failed: {exc!r}") from exc
-    finally:
-        if services.http is None:
-            await client.aclose()
     try:
         body: Any = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -252,16 +268,15 @@ async def _agent(
         if inputs.get(key) is not None:
             payload[key] = inputs[key]
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    client = _client(services, block_timeout)
     try:
-        response = await client.post(
-            f"{str(base_url).rstrip('/')}/chat/completions", json=payload, headers=headers
+        response = await services.http.get().post(
+            f"{str(base_url).rstrip('/')}/chat/completions",
+            json=payload,
+            headers=headers,
+            timeout=_timeout(block_timeout),
         )
     except httpx.HTTPError as exc:
         raise BlockError(f"agent request to {base_url} failed: {exc!r}") from exc
-    finally:
-        if services.http is None:
-            await client.aclose()
     if response.status_code >= 400:
         raise BlockError(
             f"agent request failed with HTTP {response.status_code}: {response.text[:500]}"

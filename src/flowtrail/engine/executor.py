@@ -14,10 +14,14 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from flowtrail.engine import blocks
-from flowtrail.engine.blocks import BlockResult, BlockServices, PauseRequested, Prices
+from flowtrail.engine.blocks import (
+    BlockResult,
+    BlockServices,
+    HttpClient,
+    PauseRequested,
+    Prices,
+)
 from flowtrail.engine.containers import run_container
 from flowtrail.engine.events import (
     BlockCompleted,
@@ -100,7 +104,6 @@ class Execution:
         resume_input: Any = None,
         path: Path = (),
         depth: int = 0,
-        http: httpx.AsyncClient | None = None,
         threads: Executor | None = None,
         slots: asyncio.Semaphore | None = None,
     ) -> None:
@@ -129,7 +132,7 @@ class Execution:
             "run": {"id": run_id, "workflow": workflow.name},
         }
         self.services = BlockServices(
-            http=http,
+            http=HttpClient(),
             prices=self.options.prices,
             agent_base_url=self.options.agent_base_url,
             agent_api_key=self.options.agent_api_key,
@@ -185,7 +188,11 @@ class Execution:
         # The root scope runs in its own task so that `cancel()` and `response` can stop
         # it without cancelling whoever awaits this run.
         self._task = asyncio.ensure_future(drive())
-        return await self._finish(state)
+        try:
+            return await self._finish(state)
+        finally:
+            if self.depth == 0:  # the run is over: its HTTP connections go too
+                await _close_quietly(self.services.http)
 
     async def _finish(self, state: ScopeState) -> RunResult:
         assert self._task is not None
@@ -241,10 +248,10 @@ class Execution:
             options=self.options,
             path=(*path, Frame(node.id, "workflow", 0)),
             depth=self.depth + 1,
-            http=self.services.http,
             threads=self.services.threads,
             slots=self.slots,
         )
+        child.services.http = self.services.http  # the run's one client
         result = await child.run()
         if result.status is RunStatus.COMPLETED:
             return result.output
@@ -271,6 +278,13 @@ def input_readers(workflow: Workflow, waiting: Sequence[str]) -> dict[str, str]:
             if reader is not None:
                 found[wait.id] = reader
     return found
+
+
+async def _close_quietly(http: HttpClient) -> None:
+    try:
+        await http.aclose()
+    except Exception:  # closing idle connections never changes the run's outcome
+        log.warning("closing the run's HTTP client failed", exc_info=True)
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
