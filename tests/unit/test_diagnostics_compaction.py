@@ -202,3 +202,16 @@ def test_a_compacted_document_fits_its_budget_and_reports_its_true_size() -> Non
         if doc["truncation"]["tier"] in ("summary", "minimal"):
             assert size(doc) <= budget, budget
             assert doc["truncation"]["stored_bytes"] == size(doc)
+
+
+def test_summary_tier_keeps_the_end_of_long_logs_and_counts_the_rest() -> None:
+    talker = block("talker", payload=4000)
+    talker["logs"] = "".join(f"line {k:04d}\n" for k in range(1000))  # 10,000 characters
+    talker["logs_truncated"] = 7
+    doc = compact({**block("root"), "children": [talker]}, 2, budget=6000)
+
+    assert doc["truncation"]["tier"] == "summary"
+    kept = doc["trace"]["children"][0]
+    assert kept["logs"] == "…" + talker["logs"][-1024:]
+    assert kept["logs"].endswith("line 0999\n")
+    assert kept["logs_truncated"] == 7 + 10_000 - 1024

@@ -24,6 +24,10 @@ def _summary_span(span: Span, elided: list[int]) -> Span:
     out = {k: v for k, v in span.items() if k not in ("input", "output", "children")}
     if isinstance(out.get("error"), str) and len(out["error"]) > _TEXT_LIMIT:
         out["error"] = out["error"][:_TEXT_LIMIT] + "…"
+    logs = out.get("logs")
+    if isinstance(logs, str) and len(logs) > _TEXT_LIMIT:  # the end says most: keep it
+        out["logs"] = "…" + logs[-_TEXT_LIMIT:]
+        out["logs_truncated"] = int(out.get("logs_truncated") or 0) + len(logs) - _TEXT_LIMIT
     children = span.get("children", [])
     iterations = [c for c in children if c.get("type") == "iteration"]
     if len(iterations) > KEEP_ITERATIONS:

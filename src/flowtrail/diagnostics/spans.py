@@ -180,6 +180,10 @@ class SpanTree:
             span["model"] = event.model
         if event.cost is not None:
             span["cost"] = event.cost
+        if event.logs:
+            span["logs"] = mask(event.logs)
+            if event.logs_truncated:
+                span["logs_truncated"] = event.logs_truncated
         self._close(span, event.ended_at, _status(event.success, event.paused))
 
     def seed(self, trace: Span | None, recorded_count: int, paused_spans: int) -> None:

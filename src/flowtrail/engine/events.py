@@ -67,6 +67,8 @@ class BlockCompleted:
     model: str | None = None
     cost: float | None = None
     paused: bool = False
+    logs: str | None = None  # what a function block printed or logged, bounded
+    logs_truncated: int = 0  # characters dropped from the middle of ``logs``
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowtrail.engine import blocks
+from flowtrail.engine import blocks, capture
 from flowtrail.engine.blocks import (
     BlockResult,
     BlockServices,
@@ -452,6 +452,7 @@ class ScopeRun:
             await ex.started(event)
         inputs: Any = None
         tries = 0
+        captured: capture.BlockLog | None = None
         try:
             if node.id in self.state.waiting:
                 result = BlockResult({"input": ex.services.resume_input})
@@ -466,7 +467,14 @@ class ScopeRun:
                     lambda value: expressions.render(value, context),
                     lambda source: expressions.evaluate(source, context),
                 )
-                result, tries = await self.attempt(node, inputs)
+                if node.type == "function":  # what its code prints goes to its span
+                    captured, token = capture.begin()
+                    try:
+                        result, tries = await self.attempt(node, inputs)
+                    finally:
+                        capture.end(token)
+                else:
+                    result, tries = await self.attempt(node, inputs)
         except PauseRequested:
             if isinstance(inputs, dict) and inputs.get("message"):
                 ex.pause_messages[node.id] = str(inputs["message"])
@@ -475,11 +483,11 @@ class ScopeRun:
         except Exception as exc:
             message = message_of(exc)
             tries = getattr(exc, "flowtrail_tries", 1)
-            ex.emit(self.completed(node, started_at, inputs, None, message, tries))
+            ex.emit(self.completed(node, started_at, inputs, None, message, tries, captured))
             inner = _block_of(exc, node)
             path = exc.path if isinstance(exc, ChildWorkflowFailed) else (inner,)
             return Outcome(node, error=message, error_block_id=inner, error_path=path)
-        ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1)))
+        ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1), captured))
         return Outcome(node, output=result.output, handle=result.handle)
 
     def completed(
@@ -490,8 +498,10 @@ class ScopeRun:
         result: BlockResult | None,
         error: str | None,
         tries: int,
+        captured: capture.BlockLog | None = None,
         paused: bool = False,
     ) -> BlockCompleted:
+        logs, dropped = captured.result() if captured is not None else (None, 0)
         return BlockCompleted(
             self.ex.run_id,
             node.id,
@@ -510,6 +520,8 @@ class ScopeRun:
             model=result.model if result else None,
             cost=result.cost if result else None,
             paused=paused,
+            logs=logs,
+            logs_truncated=dropped,
         )
 
     async def attempt(self, node: Node, inputs: Any) -> tuple[BlockResult, int]:

@@ -74,7 +74,7 @@ class _TaskConsumer:
             task.cancel()
 
 
-_REDACTED_FIELDS = ("input", "output", "error")
+_REDACTED_FIELDS = ("input", "output", "error", "logs")
 
 
 def _redacted(event: Event, redact: Callable[[Any], Any]) -> Event:
