@@ -29,7 +29,8 @@ from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Wor
 from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
 from flowtrail.model.limits import MAX_CONTAINER_DEPTH, clip
 from flowtrail.model.loading import Positions, read_definition
-from flowtrail.model.startable import argument_problems, did_you_mean, first_check_reads
+from flowtrail.model.messages import did_you_mean
+from flowtrail.model.startable import argument_problems, first_check_reads
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONN = re.compile(
@@ -177,7 +178,8 @@ class _Compiler:
             m = _CONN.match(text)
             if m is None:
                 self.problem(
-                    f"connection {text!r} must look like 'source[.handle] -> target'",
+                    f"connection {clip(repr(text), 120)} must look like "
+                    "'source[.handle] -> target'",
                     None,
                     cpath,
                     "invalid_connection",
@@ -189,7 +191,8 @@ class _Compiler:
                 if end not in nodes:
                     where = "in this container" if path else "at the top level"
                     self.problem(
-                        f"connection {text!r} names block '{end}', which does not exist {where}",
+                        f"connection {clip(repr(text), 120)} names block '{clip(end)}', which "
+                        f"does not exist {where}{did_you_mean(end, nodes)}",
                         end,
                         cpath,
                         "missing_block",
@@ -202,7 +205,7 @@ class _Compiler:
                 names = ", ".join(sorted(h for h in allowed if h)) or "none"
                 self.problem(
                     f"connection {text!r}: block '{src}' has no handle '{handle}' "
-                    f"(handles: {names})",
+                    f"(handles: {names}){did_you_mean(handle, (h for h in allowed if h))}",
                     src,
                     cpath,
                     "unknown_handle",
@@ -471,7 +474,8 @@ class _Compiler:
             return
         if name not in self.all_ids:
             self.problem(
-                f"reference to '{name}', which is not a block in this workflow",
+                f"reference to '{clip(name)}', which is not a block in this workflow"
+                f"{did_you_mean(name, self.all_ids)}",
                 node.id,
                 path,
                 "bad_reference",

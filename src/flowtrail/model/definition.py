@@ -195,6 +195,22 @@ Block = Annotated[
 ]
 
 
+BLOCK_MODELS: dict[str, type[BlockBase]] = {
+    "start": StartBlock,
+    "function": FunctionBlock,
+    "http": HttpBlock,
+    "agent": AgentBlock,
+    "condition": ConditionBlock,
+    "router": RouterBlock,
+    "loop": LoopBlock,
+    "parallel": ParallelBlock,
+    "wait": WaitBlock,
+    "response": ResponseBlock,
+    "workflow": WorkflowBlock,
+}
+"""The model of each block type, by its ``type:``."""
+
+
 class InputSpec(_Model):
     type: Literal["string", "integer", "number", "boolean", "object", "array", "any"] = "any"
     default: Any = None

@@ -21,6 +21,7 @@ from flowtrail.model.limits import (
     parse_json,
     value_problems,
 )
+from flowtrail.model.messages import did_you_mean, reword
 
 Positions = dict[tuple[str, ...], int]
 
@@ -195,8 +196,11 @@ def _line(positions: Positions, path: tuple[str, ...]) -> int | None:
     return None
 
 
-def _check_types(data: Any, path: tuple[str, ...], positions: Positions) -> list[Problem]:
-    """Unknown or missing block types, found before pydantic's union error hides them."""
+def _check_types(
+    data: Any, path: tuple[str, ...], positions: Positions, bad: list[tuple[str, ...]]
+) -> list[Problem]:
+    """Unknown or missing block types, found before pydantic's union error hides them;
+    the paths of those blocks go to ``bad`` so the rest of the file is still checked."""
     problems: list[Problem] = []
     blocks = data.get("blocks") if isinstance(data, dict) else None
     if not isinstance(blocks, dict):
@@ -206,31 +210,38 @@ def _check_types(data: Any, path: tuple[str, ...], positions: Positions) -> list
         if not isinstance(block, dict):
             problems.append(
                 Problem(
-                    "a block must be a mapping",
+                    "a block must be a mapping with a `type:`",
                     str(block_id),
                     _line(positions, where),
                     code="invalid_block",
                 )
             )
+            bad.append(where)
             continue
         kind = block.get("type")
         if kind is None:
             problems.append(
                 Problem(
-                    "missing `type:`", str(block_id), _line(positions, where), code="missing_type"
+                    f"missing `type:` (one of: {', '.join(BLOCK_TYPES)})",
+                    str(block_id),
+                    _line(positions, where),
+                    code="missing_type",
                 )
             )
+            bad.append(where)
         elif kind not in BLOCK_TYPES:
+            hint = did_you_mean(str(kind), BLOCK_TYPES)
             problems.append(
                 Problem(
-                    f"unknown block type '{clip(kind)}' (known: {', '.join(BLOCK_TYPES)})",
+                    f"unknown block type '{clip(kind)}'{hint} (known: {', '.join(BLOCK_TYPES)})",
                     str(block_id),
                     _line(positions, (*where, "type")),
                     code="unknown_block_type",
                 )
             )
+            bad.append(where)
         elif kind in ("loop", "parallel"):
-            problems.extend(_check_types(block, where, positions))
+            problems.extend(_check_types(block, where, positions, bad))
     return problems
 
 
@@ -251,9 +262,24 @@ def _check_values(data: dict[str, Any], positions: Positions) -> list[Problem]:
     return problems
 
 
+def _without(data: Any, paths: list[tuple[str, ...]]) -> Any:
+    """``data`` without the blocks at ``paths`` (copied along the way, never changed)."""
+    if not paths:
+        return data
+    copy = dict(data)
+    for path in paths:
+        node = copy
+        for part in path[:-1]:
+            node[part] = dict(node[part])
+            node = node[part]
+        node.pop(path[-1], None)
+    return copy
+
+
 def definition_from_data(
     data: Any, positions: Positions | None = None, *, filename: str | None = None
 ) -> WorkflowDefinition:
+    """Validate a parsed workflow document, reporting every problem it has at once."""
     positions = positions or {}
     if not isinstance(data, dict):
         raise WorkflowValidationError(
@@ -268,28 +294,26 @@ def definition_from_data(
     problems = _check_values(data, positions)
     if problems:
         raise WorkflowValidationError([_in_file(p, filename) for p in problems])
-    problems = _check_types(data, (), positions)
-    if problems:
-        raise WorkflowValidationError([_in_file(p, filename) for p in problems])
+    bad: list[tuple[str, ...]] = []
+    problems = _check_types(data, (), positions, bad)
     try:
-        return WorkflowDefinition.model_validate(data)
+        definition = WorkflowDefinition.model_validate(_without(data, bad))
     except ValidationError as exc:
-        found: list[Problem] = []
-        for err in exc.errors():
-            loc = tuple(str(p) for p in err["loc"])
-            block, clean = _block_of(loc)
-            field_path = ".".join(clean)
-            msg = err["msg"].removeprefix("Value error, ")
-            found.append(
+        clean = lambda loc: _block_of(loc)[1]  # noqa: E731
+        for loc, message in reword(exc.errors(), clean, data):
+            block, _ = _block_of(loc)
+            field_path = ".".join(clip(p, 40) for p in loc)
+            problems.append(
                 Problem(
-                    f"{field_path}: {msg}" if field_path else msg,
-                    block,
-                    _line(positions, clean),
-                    filename,
+                    f"{field_path}: {message}" if field_path else message,
+                    clip(block) if block else None,
+                    _line(positions, loc),
                     code="invalid_field",
                 )
             )
-        raise WorkflowValidationError(found) from exc
+    if problems:
+        raise WorkflowValidationError([_in_file(p, filename) for p in problems])
+    return definition
 
 
 def read_definition(path: str | Path) -> tuple[WorkflowDefinition, Positions]:

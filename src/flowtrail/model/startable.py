@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -13,12 +12,7 @@ from jinja2 import TemplateSyntaxError, nodes
 
 from flowtrail.model.expressions import ENV
 from flowtrail.model.limits import clip
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` when a choice is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+from flowtrail.model.messages import did_you_mean
 
 
 def argument_problems(fn: Callable[..., Any], given: Iterable[str]) -> list[str]:
