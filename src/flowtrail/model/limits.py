@@ -34,6 +34,8 @@ TOO_MANY_DIGITS = (
     f"a number has more than {sys.get_int_max_str_digits():,} digits (Python's limit "
     "for reading integers); write it as a string"
 )
+# Past Python's int-string limit (about 3.32 bits a digit) no JSON encoder can write it.
+_MAX_INT_BITS = int((sys.get_int_max_str_digits() or 10**9) * 3.32)
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 _JSON_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: linear, fast
 _JSON_BRACKETS = re.compile(r"[\[\]{}]")
@@ -136,6 +138,8 @@ def value_problems(value: Any, *, keys: bool = False) -> Iterator[tuple[tuple[st
             continue
         if isinstance(item, float) and not math.isfinite(item):
             yield path, f"numbers must be finite (got {item})"
+        elif isinstance(item, int) and item.bit_length() > _MAX_INT_BITS:
+            yield path, TOO_MANY_DIGITS  # from Python: it could not even be written out
         elif isinstance(item, str):
             if found := _BAD_CHARS.search(item):
                 yield path, f"text holds {_describe(found[0])} at character {found.start()}"

@@ -112,8 +112,9 @@ class _LimitMark:
 
 
 def _parse_yaml(text: str, filename: str | None) -> tuple[Any, yaml.Node | None]:
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters right away
         node = loader.get_single_node()
         data = None if node is None else loader.construct_document(node)
         return data, node
@@ -132,7 +133,8 @@ def _parse_yaml(text: str, filename: str | None) -> tuple[Any, yaml.Node | None]
     except ValueError:  # an integer past Python's int-string limit
         raise _parse_error(TOO_MANY_DIGITS, None, filename, "too_large") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _parse_error(message: str, line: int | None, filename: str | None, code: str) -> Exception:
