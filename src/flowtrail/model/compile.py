@@ -27,10 +27,15 @@ from flowtrail.model.definition import (
 )
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
 from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
-from flowtrail.model.limits import MAX_CONTAINER_DEPTH, clip
+from flowtrail.model.limits import MAX_CONTAINER_DEPTH, clip, value_problems
 from flowtrail.model.loading import Positions, read_definition
 from flowtrail.model.messages import did_you_mean
-from flowtrail.model.startable import argument_problems, first_check_reads
+from flowtrail.model.startable import (
+    argument_problems,
+    cap_problems,
+    child_problems,
+    while_problems,
+)
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONN = re.compile(
@@ -334,26 +339,8 @@ class _Compiler:
     def check_cap(
         self, block_id: str, spec: LoopBlock | ParallelBlock, bpath: tuple[str, ...]
     ) -> None:
-        """A constant count or literal collection past the cap fails every run: say so now
-        (the engine checks again at run time, when the number comes from a template)."""
-        if isinstance(spec, LoopBlock):
-            field, given, cap, cap_name = "count", spec.count, spec.max_iterations, "max_iterations"
-            if spec.for_each is not None:
-                field, given = "for_each", spec.for_each
-        else:
-            field, given, cap, cap_name = "count", spec.count, spec.max_branches, "max_branches"
-            if spec.collection is not None:
-                field, given = "collection", spec.collection
-        total = _constant_size(given)
-        if total is not None and total > cap:
-            unit = "iterations" if isinstance(spec, LoopBlock) else "branches"
-            self.problem(
-                f"`{field}` gives {total:,} {unit}, more than {cap_name} ({cap:,}); "
-                f"raise `{cap_name}` if you mean it",
-                block_id,
-                (*bpath, field),
-                "over_cap",
-            )
+        for field, message in cap_problems(spec):
+            self.problem(message, block_id, (*bpath, field), "over_cap")
 
     def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
         target = (base / spec.path).resolve()
@@ -381,53 +368,15 @@ class _Compiler:
     def check_child(
         self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], child: Workflow
     ) -> None:
-        """``with:`` must be an input the child accepts, and the child must not pause
-        (a paused child could not be resumed through its parent)."""
-        declared = child.definition.inputs
-        if declared:
-            for key in spec.with_:
-                if key not in declared:
-                    self.problem(
-                        f"`with: {clip(key)}` is not an input of child workflow "
-                        f"{clip(spec.path)} (its inputs: {', '.join(declared)})"
-                        f"{did_you_mean(key, declared)}",
-                        block_id,
-                        (*bpath, "with", key),
-                        "bad_argument",
-                    )
-            for name, input_spec in declared.items():
-                required = input_spec.required is not False and input_spec.default is None
-                if required and name not in spec.with_:
-                    self.problem(
-                        f"child workflow {clip(spec.path)} needs input '{name}', which "
-                        "`with:` does not give",
-                        block_id,
-                        (*bpath, "with"),
-                        "bad_argument",
-                    )
-        if child.can_pause:
-            self.problem(
-                f"child workflow {clip(spec.path)} can pause for input (block "
-                f"'{child.pause_points[0]}'), which a child workflow cannot do yet",
-                block_id,
-                (*bpath, "path"),
-                "invalid_child_workflow",
-            )
+        for where, message, code in child_problems(spec, child):
+            self.problem(message, block_id, (*bpath, *where), code)
 
     def check_first_while(self, node: Node) -> None:
-        """A ``while`` is checked before the first iteration, when no body block has run."""
-        spec = node.spec
-        if not isinstance(spec, LoopBlock) or spec.while_ is None or node.scope is None:
-            return
-        early = sorted(first_check_reads(spec.while_) & set(node.scope.nodes))
-        for name in early:
-            self.problem(
-                f"`while` is checked before the first iteration, when '{name}' has not run "
-                f"yet; guard it (`loop.index == 0 or ...`) or use `do_while`",
-                node.id,
-                (*self.all_ids.get(node.id, ()), "while"),
-                "bad_reference",
-            )
+        if isinstance(node.spec, LoopBlock) and node.scope is not None:
+            for message in while_problems(node.spec, node.scope.nodes):
+                self.problem(
+                    message, node.id, (*self.all_ids.get(node.id, ()), "while"), "bad_reference"
+                )
 
     def check_references(
         self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: Upstream | None
@@ -519,21 +468,6 @@ class _Either:
         return any(name in part for part in self.parts)
 
 
-def _constant_size(value: Any) -> int | None:
-    """How many iterations or branches a count or collection gives, when that is known
-    without running anything (a number, or a literal list or mapping)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    if text.isascii() and text.isdigit() and len(text) <= 18:
-        return int(text)
-    if isinstance(value, list | dict):
-        return len(value)
-    return None
-
-
 def _uses(spec: BlockBase) -> frozenset[str]:
     """The top-level names a block's templates read (parsed once, here, not per run)."""
     names: set[str] = set()
@@ -601,7 +535,17 @@ def compile_definition(
     depth: int = 0,
     cache: dict[Path, Workflow] | None = None,
 ) -> Workflow:
+    """Validate a definition into a runnable :class:`Workflow`; raises
+    :class:`WorkflowValidationError` listing every problem found."""
     compiler = _Compiler(definition, positions or {}, source, depth, {} if cache is None else cache)
+    if positions is None:  # built in Python, perhaps without definition_from_data's checks
+        document = definition.model_dump(by_alias=True, exclude_none=True)
+        for path, reason in value_problems(document, keys=True):
+            compiler.problem(
+                f"{'.'.join(clip(p, 40) for p in path)}: {reason}", None, path, "invalid_value"
+            )
+        if compiler.problems:
+            raise WorkflowValidationError(compiler.problems)
     root = compiler.scope(definition.blocks, definition.connections, (), None)
     compiler.root_scope = root
     if not compiler.problems:

@@ -1,16 +1,19 @@
-"""Checks that a valid workflow can also start: what a function accepts, and what a
-``while`` condition reads before the loop's first iteration. Pure helpers for the compiler.
+"""Checks that a valid workflow can also start: what a function accepts, what a child
+workflow takes, a constant count against its cap, and what a ``while`` condition reads
+before the loop's first iteration. Pure helpers for the compiler.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
+from flowtrail.model.definition import LoopBlock, ParallelBlock, WorkflowBlock
 from flowtrail.model.expressions import ENV
+from flowtrail.model.graph import Workflow
 from flowtrail.model.limits import clip
 from flowtrail.model.messages import did_you_mean
 
@@ -23,9 +26,7 @@ def argument_problems(fn: Callable[..., Any], given: Iterable[str]) -> list[str]
     except (TypeError, ValueError):
         return []  # some builtins have no signature: the call will tell
     params = signature.parameters.values()
-    by_keyword = [
-        p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
+    by_keyword = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     keys = [str(k) for k in given]
     problems: list[str] = []
     if not any(p.kind is p.VAR_KEYWORD for p in params):
@@ -118,3 +119,93 @@ def first_check_reads(condition: str) -> set[str]:
     out: set[str] = set()
     _reads(tree, out)
     return out
+
+
+def while_problems(spec: LoopBlock, body: Collection[str]) -> list[str]:
+    """A ``while`` is checked before the first iteration, when no body block has run."""
+    if spec.while_ is None:
+        return []
+    return [
+        f"`while` is checked before the first iteration, when '{name}' has not run yet; "
+        "guard it (`loop.index == 0 or ...`) or use `do_while`"
+        for name in sorted(first_check_reads(spec.while_) & set(body))
+    ]
+
+
+def _constant_size(value: Any) -> int | None:
+    """How many iterations or branches a count or collection gives, when that is known
+    without running anything (a number, or a literal list or mapping)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    if isinstance(value, list | dict):
+        return len(value)
+    return None
+
+
+def cap_problems(spec: LoopBlock | ParallelBlock) -> list[tuple[str, str]]:
+    """``(field, message)`` when a constant count or literal collection is over the cap:
+    every run would fail (the engine checks again when the number comes from a template)."""
+    if isinstance(spec, LoopBlock):
+        field, given, cap, cap_name = "count", spec.count, spec.max_iterations, "max_iterations"
+        if spec.for_each is not None:
+            field, given = "for_each", spec.for_each
+    else:
+        field, given, cap, cap_name = "count", spec.count, spec.max_branches, "max_branches"
+        if spec.collection is not None:
+            field, given = "collection", spec.collection
+    total = _constant_size(given)
+    if total is None or total <= cap:
+        return []
+    unit = "iterations" if isinstance(spec, LoopBlock) else "branches"
+    return [
+        (
+            field,
+            f"`{field}` gives {total:,} {unit}, more than {cap_name} ({cap:,}); "
+            f"raise `{cap_name}` if you mean it",
+        )
+    ]
+
+
+def child_problems(spec: WorkflowBlock, child: Workflow) -> list[tuple[tuple[str, ...], str, str]]:
+    """``(where, message, code)``: ``with:`` must be inputs the child takes, with every
+    required one given, and the child must not pause (it could not be resumed through its
+    parent)."""
+    found: list[tuple[tuple[str, ...], str, str]] = []
+    declared = child.definition.inputs
+    path = clip(spec.path)
+    if declared:
+        for key in spec.with_:
+            if key not in declared:
+                found.append(
+                    (
+                        ("with", key),
+                        f"`with: {clip(key)}` is not an input of child workflow {path} (its "
+                        f"inputs: {', '.join(declared)}){did_you_mean(key, declared)}",
+                        "bad_argument",
+                    )
+                )
+        for name, input_spec in declared.items():
+            required = input_spec.required is not False and input_spec.default is None
+            if required and name not in spec.with_:
+                found.append(
+                    (
+                        ("with",),
+                        f"child workflow {path} needs input '{name}', which `with:` does not give",
+                        "bad_argument",
+                    )
+                )
+    if child.can_pause:
+        found.append(
+            (
+                ("path",),
+                f"child workflow {path} can pause for input (block "
+                f"'{child.pause_points[0]}'), which a child workflow cannot do yet",
+                "invalid_child_workflow",
+            )
+        )
+    return found

@@ -326,3 +326,27 @@ async def test_unstorable_input_is_refused_on_both_backends_before_anything_is_w
     with pytest.raises(InputError):
         await Runner(Settings(observer_grace_seconds=0.2), store).start(workflow, value)
     assert await store.list_runs(RunFilter(None, None, 10)) == []
+
+
+@pytest.mark.parametrize("bad", ["deep", "nan", "nul", "huge_int"])
+def test_a_definition_built_in_python_is_held_to_the_same_limits(bad: str) -> None:
+    """``WorkflowDefinition.model_validate`` skips ``definition_from_data``'s checks, so
+    ``compile_definition`` makes them: a 300-deep value once validated and then could not
+    be stored (pydantic's serializer stops at 255 levels)."""
+    from flowtrail.errors import WorkflowValidationError
+    from flowtrail.model.compile import compile_definition
+    from flowtrail.model.definition import WorkflowDefinition
+
+    value: Any = {"nan": float("nan"), "nul": "a\x00", "huge_int": 10**5000}.get(bad)
+    if bad == "deep":
+        value = []
+        for _ in range(300):
+            value = [value]
+    definition = WorkflowDefinition.model_validate(
+        {"name": "py", "vars": {"v": value}, "blocks": {"start": {"type": "start"}}}
+    )
+    with pytest.raises(WorkflowValidationError) as caught:
+        compile_definition(definition)
+    (problem,) = caught.value.problems
+    assert problem.code == "invalid_value"
+    assert problem.message.startswith("vars.v")
