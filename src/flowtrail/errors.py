@@ -10,7 +10,8 @@
     ├── SettingsError                 a setting (``FLOWTRAIL_*`` or ``Settings``) is not valid
     ├── BlockError                    a block failed while running
     │   ├── ReferenceResolutionError  a template/expression names a missing field
-    │   └── BlockTimeoutError         a block ran past its ``timeout``
+    │   ├── BlockTimeoutError         a block ran past its ``timeout``
+    │   └── ExpressionLimitError      a template ran past its time, size or nesting limit
     ├── StoreError                    the database refused or could not be reached
     │   ├── StoreUnavailableError     connection-level failure (retried at finalization)
     │   └── DatabaseNotFoundError     no database there (reading never creates one)
@@ -101,6 +102,13 @@ class ReferenceResolutionError(BlockError):
 
 class BlockTimeoutError(BlockError):
     code = "block_timeout"
+
+
+class ExpressionLimitError(BlockError):
+    """A template ran past ``FLOWTRAIL_EXPRESSION_TIMEOUT_SECONDS``, would have built more
+    than ``FLOWTRAIL_EXPRESSION_MAX_CHARS``, or is nested too deeply."""
+
+    code = "expression_limit"
 
 
 class StoreError(FlowtrailError):

@@ -23,6 +23,7 @@ from flowtrail.engine.events import RunFinished, RunStarted
 from flowtrail.engine.executor import Execution, RunOptions, RunResult, input_readers
 from flowtrail.engine.observers import Observer, ObserverHub
 from flowtrail.errors import InputError, RunStateError
+from flowtrail.model.budget import Limits
 from flowtrail.model.compile import compile_definition
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
@@ -139,6 +140,7 @@ class Runner:
             agent_api_key=s.agent_api_key,
             env=s.env,
             secrets=s.secrets,
+            limits=Limits(s.expression_timeout_seconds, s.expression_max_chars),
         )
 
     async def start(

@@ -18,6 +18,7 @@ from flowtrail.diagnostics.finalize import (
 )
 from flowtrail.engine.blocks import Prices
 from flowtrail.errors import SettingsError
+from flowtrail.model.budget import DEFAULT_MAX_CHARS, DEFAULT_TIMEOUT_SECONDS
 
 DEFAULT_DATABASE_PATH = Path(".flowtrail") / "flowtrail.db"
 SECRET_PREFIX = "FLOWTRAIL_SECRET_"
@@ -51,6 +52,10 @@ class Settings:
     """Largest run output stored as is (its JSON text in UTF-8 bytes); a larger one is
     stored as a truncated preview with truncation metadata, so every record fits every
     backend's limits (PostgreSQL's jsonb stops at 256 MB)."""
+    expression_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    """How long the templates of one block (or one loop condition) may take to evaluate."""
+    expression_max_chars: int = DEFAULT_MAX_CHARS
+    """The largest text, list or formatted value one template operation may build."""
     prices: Prices = field(default_factory=Prices)
     agent_base_url: str | None = None
     agent_api_key: str | None = None
@@ -69,6 +74,15 @@ class Settings:
         if not self.finalize_retry_seconds >= 0:  # also refuses NaN
             raise SettingsError(
                 f"finalize_retry_seconds must be zero or more, got {self.finalize_retry_seconds}"
+            )
+        if not self.expression_timeout_seconds > 0:  # also refuses NaN
+            raise SettingsError(
+                "expression_timeout_seconds must be positive, "
+                f"got {self.expression_timeout_seconds}"
+            )
+        if self.expression_max_chars < 1000:
+            raise SettingsError(
+                f"expression_max_chars must be at least 1000, got {self.expression_max_chars}"
             )
         if not MIN_OUTPUT_BYTES <= self.max_output_bytes <= MAX_OUTPUT_BYTES:
             raise SettingsError(
@@ -89,6 +103,8 @@ class Settings:
             ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
             ("FLOWTRAIL_FINALIZE_RETRY_SECONDS", "finalize_retry_seconds", float),
             ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),
+            ("FLOWTRAIL_EXPRESSION_TIMEOUT_SECONDS", "expression_timeout_seconds", float),
+            ("FLOWTRAIL_EXPRESSION_MAX_CHARS", "expression_max_chars", int),
         ):
             if env.get(key):
                 try:

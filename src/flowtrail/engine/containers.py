@@ -193,9 +193,10 @@ async def _loop(
         if fresh:
             render = owner.render_for(node)
             if spec.kind == "count":
-                cstate["total"] = _count(render(spec.count), node)
+                cstate["total"] = _count(await owner.resolve(node, render, spec.count), node)
             elif spec.kind == "for_each":
-                cstate["items"] = _items(render(spec.for_each), "for_each", node)
+                items = await owner.resolve(node, render, spec.for_each)
+                cstate["items"] = _items(items, "for_each", node)
                 cstate["total"] = len(cstate["items"])
             await life.start(cstate.get("total"))
             total = cstate.get("total")
@@ -222,7 +223,7 @@ async def _loop(
         current = cstate.pop("current", None)
         if current is None and condition is not None:
             try:
-                if not _truthy(owner, node, condition, frame_vars, last):
+                if not await _truthy(owner, node, condition, frame_vars, last):
                     break
             except Exception as exc:
                 return _failed(life, index, exc, f"`while` at iteration {index}")
@@ -265,7 +266,7 @@ async def _loop(
         cstate["index"] = index
         if spec.kind == "do_while":
             try:
-                if not _truthy(owner, node, spec.do_while or "", frame_vars, state):
+                if not await _truthy(owner, node, spec.do_while or "", frame_vars, state):
                     break
             except Exception as exc:
                 return _failed(life, index, exc, f"`do_while` after iteration {index - 1}")
@@ -273,7 +274,7 @@ async def _loop(
     return Outcome(node, output={"results": results})
 
 
-def _truthy(
+async def _truthy(
     owner: ScopeRun,
     node: Node,
     source: str,
@@ -285,7 +286,8 @@ def _truthy(
     context["loop"] = frame_vars
     if state is not None:
         context.update(state.outputs)
-    return bool(expressions.evaluate(source, context))
+    value = await owner.resolve(node, lambda s: expressions.evaluate(s, context), source)
+    return bool(value)
 
 
 class _Pending:
@@ -318,9 +320,10 @@ async def _parallel(
             render = owner.render_for(node)
             if spec.count is not None:
                 cstate["items"] = None
-                cstate["total"] = _count(render(spec.count), node)
+                cstate["total"] = _count(await owner.resolve(node, render, spec.count), node)
             else:
-                cstate["items"] = _items(render(spec.collection), "collection", node)
+                items = await owner.resolve(node, render, spec.collection)
+                cstate["items"] = _items(items, "collection", node)
                 cstate["total"] = len(cstate["items"])
             await life.start(cstate["total"])
             if cstate["total"] > spec.max_branches:

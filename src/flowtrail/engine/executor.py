@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flowtrail.engine import blocks, capture
 from flowtrail.engine.blocks import (
@@ -50,12 +50,16 @@ from flowtrail.errors import (
     ReferenceResolutionError,
 )
 from flowtrail.model import expressions
+from flowtrail.model.budget import Limits
+from flowtrail.model.compile import block_templates
 from flowtrail.model.definition import ResponseBlock, WaitBlock, WorkflowBlock
 from flowtrail.model.graph import Node, Scope, Workflow, iter_nodes
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.status import RunStatus
 
 log = logging.getLogger("flowtrail.engine")
+V = TypeVar("V")
+R = TypeVar("R")
 MAX_WORKFLOW_DEPTH = 25
 _LEAF_FREE = frozenset({"loop", "parallel", "workflow"})  # hold no concurrency slot
 
@@ -69,6 +73,7 @@ class RunOptions:
     agent_api_key: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # what evaluating templates may spend
 
 
 @dataclass(frozen=True)
@@ -462,10 +467,14 @@ class ScopeRun:
                 inputs = ex.inputs
             else:
                 context = self.context(node)
-                inputs = blocks.prepare(
+                inputs = await self.resolve(
                     node,
-                    lambda value: expressions.render(value, context),
-                    lambda source: expressions.evaluate(source, context),
+                    lambda n: blocks.prepare(
+                        n,
+                        lambda value: expressions.render(value, context),
+                        lambda source: expressions.evaluate(source, context),
+                    ),
+                    node,
                 )
                 if node.type == "function":  # what its code prints goes to its span
                     captured, token = capture.begin()
@@ -553,6 +562,23 @@ class ScopeRun:
         if isinstance(node.spec, WorkflowBlock):
             return BlockResult(await self.ex.run_child(node, inputs, self.path))
         return await blocks.execute(node, inputs, self.ex.services)
+
+    async def resolve(self, node: Node, fn: Callable[[V], R], arg: V) -> R:
+        """``fn(arg)`` evaluates some of ``node``'s templates: within the run's expression
+        limits, and (for a leaf block) its ``timeout``. Anything heavier than plain
+        references is evaluated off the event loop, so deadlines, signals and cancel act
+        while it runs."""
+        light = all(expressions.is_light(value) for value, _ in block_templates(node.spec))
+        timeout = node.spec.timeout if node.scope is None else None  # containers: whole body
+        try:
+            async with asyncio.timeout(timeout):
+                return await expressions.resolve(
+                    lambda: fn(arg), self.ex.options.limits, light=light
+                )
+        except TimeoutError:
+            raise BlockTimeoutError(
+                f"timed out after {timeout:g}s while evaluating its templates", node.id
+            ) from None
 
     def render_for(self, node: Node) -> blocks.Render:
         context = self.context(node)

@@ -7,17 +7,23 @@ expressions. A missing field raises :class:`ReferenceResolutionError` naming wha
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
-from flowtrail.errors import BlockError, ReferenceResolutionError
+from flowtrail.errors import BlockError, ExpressionLimitError, ReferenceResolutionError
+from flowtrail.model import budget, sandbox
+from flowtrail.model.budget import Budget, Limits
+from flowtrail.model.limits import parse_json
+
+T = TypeVar("T")
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 _HAS_TEMPLATE = re.compile(r"\{\{|\{%")
@@ -56,7 +62,7 @@ class UnknownNameError(ReferenceResolutionError):
     """A top-level name that is not in scope; the evaluator adds what is."""
 
 
-class _Env(ImmutableSandboxedEnvironment):
+class _Env(sandbox.BoundedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Mappings first: `fetch.body.items` must read the key, not dict.items.
         if isinstance(obj, Mapping):
@@ -66,8 +72,20 @@ class _Env(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-ENV = _Env(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-ENV.filters["json"] = json.dumps
+ENV = _Env(
+    undefined=_Undefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    finalize=sandbox.finalize,
+)
+sandbox.install(ENV)
+
+
+def _json_filter(value: Any, **kwargs: Any) -> str:
+    return budget.bounded_json(value, **kwargs)
+
+
+ENV.filters["json"] = _json_filter
 
 
 def from_json(text: str) -> Any:
@@ -75,7 +93,7 @@ def from_json(text: str) -> Any:
     if not isinstance(text, str):
         raise ValueError(f"from_json needs text, got {type(text).__name__}")
     try:
-        return json.loads(text)
+        return parse_json(text)  # nesting and number size within the documented limits
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
@@ -194,19 +212,80 @@ def compile_expression(source: str) -> Evaluator:
     return fast if fast is not None else _compile_jinja(source)
 
 
+def _nesting(source: str) -> int:
+    deepest = level = 0
+    for char in source:
+        if char in "([{":
+            level += 1
+            deepest = max(deepest, level)
+        elif char in ")]}":
+            level -= 1
+    return deepest
+
+
+def _parsed(kind: str, source: str, parse: Callable[[], T]) -> T:
+    """Parse or compile ``source``; every way it can be refused becomes a ValueError that
+    says what is wrong (a syntax error, too deep a nesting), never a traceback."""
+    shown = source if len(source) <= 200 else source[:199] + "…"
+    if _nesting(source) - 2 > budget.MAX_NESTING:  # the {{ }} or {% %} around it
+        raise ValueError(
+            f"invalid {kind} {shown!r}: brackets nested more than {budget.MAX_NESTING} levels deep"
+        )
+    try:
+        return parse()
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"invalid {kind} {shown!r}: {exc.message}") from exc
+    except ExpressionLimitError as exc:
+        raise ValueError(f"invalid {kind} {shown!r}: {exc}") from None
+    except (RecursionError, MemoryError, SyntaxError):  # the parser or Python's compiler
+        raise ValueError(f"invalid {kind} {shown!r}: nested too deeply") from None
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    """Run one Jinja evaluation within the budget in force (a default one if none is)."""
+    if not budget.in_force():
+        return Budget().run(lambda: _guarded(fn))
+    try:
+        return fn()
+    except RecursionError:
+        raise ExpressionLimitError("template evaluation nested too deeply (recursion)") from None
+    except MemoryError:
+        raise ExpressionLimitError("template evaluation ran out of memory") from None
+
+
+def _probe(kind: str, source: str, evaluator: Evaluator, text: str) -> None:
+    """A template that reads no name is evaluated once at validation, so one that can
+    never finish within the limits is refused before anything runs."""
+    tree = ENV.parse(text)
+    loaded = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
+    stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    if not loaded - stored - set(ENV.globals) - {"loop"}:
+        try:
+            evaluator({})
+        except ExpressionLimitError as exc:
+            shown = source if len(source) <= 200 else source[:199] + "…"
+            raise ValueError(f"invalid {kind} {shown!r}: {exc}") from None
+        except Exception:  # other errors depend on how it is used; they surface at run time
+            return
+
+
 @lru_cache(maxsize=4096)
 def _compile_jinja(source: str) -> Evaluator:
-    try:
-        fn = ENV.compile_expression(source, undefined_to_none=False)
-    except TemplateSyntaxError as exc:
-        raise ValueError(f"invalid expression {source!r}: {exc.message}") from exc
+    fn = _parsed(
+        "expression", source, lambda: ENV.compile_expression(source, undefined_to_none=False)
+    )
 
     def evaluate(context: Mapping[str, Any]) -> Any:
         try:
-            return _check(fn(**context))
+            value = _check(_guarded(lambda: fn(**context)))
         except UnknownNameError as exc:
             raise _with_scope(exc, context) from None
+        # what it built (a list holding one big text many times, say) must fit too
+        return _guarded(lambda: budget.check_value(value, "the value of the expression"))
 
+    _parsed(
+        "expression", source, lambda: _probe("expression", source, evaluate, "{{ " + source + " }}")
+    )
     return evaluate
 
 
@@ -218,17 +297,15 @@ def compile_template(source: str) -> Evaluator:
         return compile_expression(whole.group("expr").strip())
     if not _HAS_TEMPLATE.search(source):
         return lambda _context: source
-    try:
-        template = ENV.from_string(source)
-    except TemplateSyntaxError as exc:
-        raise ValueError(f"invalid template {source!r}: {exc.message}") from exc
+    template = _parsed("template", source, lambda: ENV.from_string(source))
 
     def render_text(context: Mapping[str, Any]) -> Any:
         try:
-            return template.render(**context)
+            return _guarded(lambda: template.render(**context))
         except UnknownNameError as exc:
             raise _with_scope(exc, context) from None
 
+    _parsed("template", source, lambda: _probe("template", source, render_text, source))
     return render_text
 
 
@@ -308,16 +385,16 @@ def references(value: Any) -> list[tuple[str, tuple[str, ...]]]:
     found: list[tuple[str, tuple[str, ...]]] = []
     for source, bare in _template_sources(value):
         text = "{{ " + source + " }}" if bare else source
-        try:
-            ast = ENV.parse(text)
-        except TemplateSyntaxError as exc:
-            raise ValueError(f"invalid template {source!r}: {exc.message}") from exc
-        found.extend(_roots(ast))
+        found.extend(_parsed("template", source, lambda t=text: list(_roots(ENV.parse(t)))))  # type: ignore[misc]
     return found
 
 
 def expression_references(source: str) -> list[tuple[str, tuple[str, ...]]]:
     return references("{{ " + source + " }}")
+
+
+def _names_in(source: str) -> Callable[[], list[nodes.Name]]:
+    return lambda: list(ENV.parse(source).find_all(nodes.Name))
 
 
 def local_names(value: Any) -> set[str]:
@@ -327,10 +404,36 @@ def local_names(value: Any) -> set[str]:
         if bare:
             continue
         try:
-            ast = ENV.parse(source)
-        except TemplateSyntaxError:
-            continue
-        for node in ast.find_all(nodes.Name):
-            if node.ctx in ("store", "param"):
-                bound.add(node.name)
+            names = _parsed("template", source, _names_in(source))
+        except ValueError:
+            continue  # reported where the template is compiled
+        bound.update(n.name for n in names if n.ctx in ("store", "param"))
     return bound
+
+
+# -- evaluating a block's templates without holding up the event loop ---------------------
+
+_THREADS = ThreadPoolExecutor(4, thread_name_prefix="flowtrail-expr")
+
+
+def is_light(value: Any) -> bool:
+    """Whether every template in ``value`` is a plain reference (``{{ a.b[0] }}``): those
+    only look values up, so they are evaluated in place, not in a worker thread."""
+    return all(
+        bare and _PATH.match(source) is not None for source, bare in _template_sources(value)
+    )
+
+
+async def resolve(fn: Callable[[], T], limits: Limits, *, light: bool = False) -> T:
+    """Evaluate templates (``fn``) within ``limits``. Anything heavier than plain
+    references runs in a worker thread, so the run's deadline, block timeouts, signals and
+    cancel act at once: when this is cancelled, the evaluation stops at its next tick."""
+    allowance = Budget(limits)
+    if light:
+        return allowance.run(fn)
+    future = asyncio.get_running_loop().run_in_executor(_THREADS, allowance.run, fn)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        allowance.stopped = True
+        raise

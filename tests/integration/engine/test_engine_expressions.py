@@ -1,5 +1,5 @@
 """Template semantics the engine feeds: a block that did not run on this path, JSON text
-as a collection, fractional counts."""
+as a collection, fractional counts, and templates over their limits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from flowtrail.engine.executor import RunOptions
+from flowtrail.errors import WorkflowValidationError
+from flowtrail.model.budget import Limits
 from flowtrail.model.compile import compile_file
 from flowtrail.model.graph import Workflow
 from flowtrail.status import RunStatus
@@ -131,3 +134,70 @@ def _workflow(tmp_path: Path, kind: str, fields: dict[str, Any], value: str) -> 
             "connections": ["start -> many"],
         },
     )
+
+
+def _one_block(tmp_path: Path, name: str, value: str, **extra: Any) -> Workflow:
+    return _write(
+        tmp_path,
+        {
+            "name": name,
+            "inputs": {"n": {"type": "integer", "default": 100_000}},
+            "blocks": {
+                "start": {"type": "start"},
+                "work": {
+                    "type": "function",
+                    "call": "engine_blocks:echo",
+                    "with": {"value": value},
+                    **extra,
+                },
+            },
+            "connections": ["start -> work"],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "max_chars", "says"),
+    [
+        (
+            "{{ 'a' * start.n * start.n }}",
+            1_000_000,
+            "the result of '*' would be 10,000,000,000 characters, over the limit of 1,000,000 "
+            "(FLOWTRAIL_EXPRESSION_MAX_CHARS)",
+        ),
+        (
+            "{% for i in range(start.n) %}{% for j in range(start.n) %}{% endfor %}{% endfor %}",
+            10**12,
+            "template evaluation took longer than 0.3s (FLOWTRAIL_EXPRESSION_TIMEOUT_SECONDS)",
+        ),
+    ],
+)
+async def test_a_template_over_its_limits_fails_its_block_clearly(
+    tmp_path: Path, value: str, max_chars: int, says: str
+) -> None:
+    wf = _one_block(tmp_path, "heavy", value)
+    options = RunOptions(limits=Limits(timeout_seconds=0.3, max_chars=max_chars))
+    result, log = await run_workflow(wf, options=options)
+    assert result.status is RunStatus.FAILED
+    assert result.error_block_id == "work"
+    assert says in (result.error or "")
+    assert log.one_completed("work").error == result.error
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("{{ 'a' * 10**9 }}", "the result of '*' would be 1,000,000,000 characters"),
+        ("{{ 9 ** (9 ** 9) }}", "the result of '**' would have about"),
+        ("{{ [1] | json(indent=10**9) }}", "a JSON indent would be"),
+        ("{{ " + "(" * 80 + "1" + ")" * 80 + " }}", "brackets nested more than 32 levels deep"),
+    ],
+)
+def test_a_constant_template_over_its_limits_is_a_validation_error(
+    tmp_path: Path, value: str, says: str
+) -> None:
+    with pytest.raises(WorkflowValidationError) as caught:
+        _one_block(tmp_path, "constant_heavy", value)
+    (problem,) = caught.value.problems
+    assert (problem.block_id, problem.code) == ("work", "invalid_expression")
+    assert says in problem.message
