@@ -335,6 +335,14 @@ class _Compiler:
                 expressions.compile_all(value)  # unknown filters fail here, not mid-run
         except ValueError as exc:
             self.problem(str(exc), block_id, bpath, "invalid_expression")
+        except RecursionError:  # Jinja's parser and compiler recurse once per nesting level
+            self.problem(
+                "an expression is nested too deeply to compile (simplify it, or compute the "
+                "value in a function block)",
+                block_id,
+                bpath,
+                "invalid_expression",
+            )
 
     def check_cap(
         self, block_id: str, spec: LoopBlock | ParallelBlock, bpath: tuple[str, ...]
@@ -393,7 +401,7 @@ class _Compiler:
                 try:
                     refs = expressions.references(value)
                     local = expressions.local_names(value)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # already reported by check_block
                 for root_name, attrs in refs:
                     self.check_reference(node, root_name, attrs, visible, names, local)
@@ -472,7 +480,7 @@ def _uses(spec: BlockBase) -> frozenset[str]:
     """The top-level names a block's templates read (parsed once, here, not per run)."""
     names: set[str] = set()
     for value, _inner in block_templates(spec):
-        with contextlib.suppress(ValueError):  # reported by check_block
+        with contextlib.suppress(ValueError, RecursionError):  # reported by check_block
             names.update(name for name, _attrs in expressions.references(value))
     return frozenset(names)
 

@@ -112,12 +112,11 @@ def _reads(node: nodes.Node, out: set[str]) -> None:
 def first_check_reads(condition: str) -> set[str]:
     """The names a ``while:`` condition reads the first time it is checked, before any
     iteration ran (empty if it does not parse: that is reported elsewhere)."""
-    try:
-        tree = ENV.parse("{{ " + condition + " }}")
-    except TemplateSyntaxError:
-        return set()
     out: set[str] = set()
-    _reads(tree, out)
+    try:
+        _reads(ENV.parse("{{ " + condition + " }}"), out)
+    except (TemplateSyntaxError, RecursionError):
+        return set()
     return out
 
 

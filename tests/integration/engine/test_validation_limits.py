@@ -195,6 +195,26 @@ FILES: list[tuple[str, str, Callable[[], bytes], str, str]] = [
 
 FILES += [
     (
+        "parentheses_in_a_template",
+        "w.yaml",
+        lambda: (
+            HEAD + '  r: {type: response, output: "{{ ' + "(" * 200 + "1" + ")" * 200 + ' }}"}\n'
+            "connections: ['start -> r']\n"
+        ).encode(),
+        "invalid_expression",
+        "an expression is nested too deeply to compile",
+    ),
+    (
+        "parentheses_in_a_while",
+        "w.yaml",
+        lambda: (
+            HEAD + '  l: {type: loop, while: "' + "(" * 300 + "true" + ")" * 300 + '", '
+            "blocks: {r: {type: response, output: 1}}}\nconnections: ['start -> l']\n"
+        ).encode(),
+        "invalid_expression",
+        "an expression is nested too deeply to compile",
+    ),
+    (
         "parallel_count_over_cap",
         "w.yaml",
         lambda: (
