@@ -3,6 +3,7 @@ every phase of ``flowtrail run``: real processes, real signals."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -79,3 +80,28 @@ def test_sigterm_while_the_workflow_loads_runs_nothing(cli: Cli, tmp_path: Path)
     assert "nothing was run" in err
     assert '"interrupted"' in out
     assert cli.runs("--workflow", "loading") == []
+
+
+def test_sigterm_cancels_a_resumed_run(cli: Cli, tmp_path: Path) -> None:
+    wf = write_workflow(
+        tmp_path,
+        "term_resume",
+        """
+        name: term_resume
+        blocks:
+          start: {type: start}
+          ask: {type: wait, for: input}
+          work: {type: function, call: "acc_blocks:blocking", with: {seconds: 30}}
+        connections: [start -> ask, ask -> work]
+        """,
+    )
+    paused = cli.run("run", str(wf), "--quiet", "--json")
+    assert paused.returncode == 3, paused.stderr
+    run_id = json.loads(paused.stdout)["id"]
+    proc = cli.start("resume", run_id, "--input", "{}", "--quiet")
+    cli.wait_for(started("work"), "term_resume")
+    _out, err = _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    record = cli.show(run_id)
+    assert (record["status"], record["cancel_requested_by"]) == ("cancelled", "cli:SIGTERM")
