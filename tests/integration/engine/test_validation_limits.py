@@ -202,7 +202,7 @@ FILES += [
             "connections: ['start -> r']\n"
         ).encode(),
         "invalid_expression",
-        "an expression is nested too deeply to compile",
+        "nested",
     ),
     (
         "parentheses_in_a_while",
@@ -212,7 +212,7 @@ FILES += [
             "blocks: {r: {type: response, output: 1}}}\nconnections: ['start -> l']\n"
         ).encode(),
         "invalid_expression",
-        "an expression is nested too deeply to compile",
+        "nested",
     ),
     (
         "parallel_count_over_cap",
