@@ -21,6 +21,9 @@ MAX_NESTING = 100
 wrap a value (snapshot, spans, pause state) must still serialize; pydantic stops at 255."""
 MAX_CONTAINER_DEPTH = 32
 """Loops and parallels nested inside each other (each level nests its results again)."""
+MAX_WORKFLOW_DEPTH = 25
+"""Child workflows calling child workflows: validation loads this deep, a run refuses to
+go deeper (a workflow may call itself, so only a run can tell how deep it really goes)."""
 MAX_YAML_VALUES = 100_000
 """Values a YAML document may hold once its aliases are expanded (stops "billion laughs")."""
 MAX_KEY_LENGTH = 128
