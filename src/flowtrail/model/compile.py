@@ -27,7 +27,12 @@ from flowtrail.model.definition import (
 )
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
 from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
-from flowtrail.model.limits import MAX_CONTAINER_DEPTH, clip, value_problems
+from flowtrail.model.limits import (
+    MAX_CONTAINER_DEPTH,
+    MAX_WORKFLOW_DEPTH,
+    clip,
+    value_problems,
+)
 from flowtrail.model.loading import Positions, read_definition
 from flowtrail.model.messages import did_you_mean
 from flowtrail.model.startable import (
@@ -43,7 +48,6 @@ _CONN = re.compile(
 )
 GLOBAL_NAMES = frozenset({"vars", "env", "secrets", "run"})
 RETRYABLE = frozenset({"function", "http", "agent"})
-MAX_DEPTH = 25
 
 # Fields each block type is known to produce; None means "any" (start without inputs,
 # child workflows, responses).
@@ -355,7 +359,7 @@ class _Compiler:
         if target in self.cache:
             self.children[spec.path] = self.cache[target]
             return
-        if self.depth >= MAX_DEPTH:
+        if self.depth >= MAX_WORKFLOW_DEPTH:
             return  # recursion is checked again (and enforced) at run time
         try:
             child = compile_file(target, depth=self.depth + 1, cache=self.cache)

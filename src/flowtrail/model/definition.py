@@ -8,20 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowtrail.model.limits import MAX_NAME_LENGTH
 
-BLOCK_TYPES = (
-    "start",
-    "function",
-    "http",
-    "agent",
-    "condition",
-    "router",
-    "loop",
-    "parallel",
-    "wait",
-    "response",
-    "workflow",
-)
-CONTAINER_TYPES = frozenset({"loop", "parallel"})
 RESERVED_IDS = frozenset({"loop", "parallel", "vars", "env", "secrets", "run"})
 
 
@@ -209,6 +195,8 @@ BLOCK_MODELS: dict[str, type[BlockBase]] = {
     "workflow": WorkflowBlock,
 }
 """The model of each block type, by its ``type:``."""
+BLOCK_TYPES = tuple(BLOCK_MODELS)
+"""Every ``type:`` a block may have, in the order error messages list them."""
 
 
 class InputSpec(_Model):

@@ -83,12 +83,6 @@ class Workflow:
         resumed from): it has a ``wait for: input``, itself or in a child workflow."""
         return bool(self.pause_points)
 
-    def node(self, block_id: str) -> Node:
-        found = find_node(self.root, block_id)
-        if found is None:
-            raise KeyError(block_id)
-        return found
-
 
 def _pause_points(workflow: Workflow, seen: set[int]) -> tuple[str, ...]:
     if id(workflow) in seen:
