@@ -41,13 +41,18 @@ def big_loop(n: int, then_fail: bool) -> dict:
     return {"name": "big", "blocks": blocks, "connections": connections}
 
 
-# 10,000 sequential iterations make 10,000 marker round trips: a few seconds per backend.
-# The failing variant carries the most diagnostics, so it gets the full size; the
-# completed variant (output kept) runs a smaller loop against a smaller budget.
+# Each sequential iteration is a marker round trip. The default suite compacts a 2,000-
+# iteration failing run and a 1,000-iteration completed one (output kept), each against a
+# budget it overflows; the full 10,000 (tens of seconds on PostgreSQL on a loaded machine)
+# runs with the slow tests.
 @pytest.mark.parametrize(
     ("n", "budget", "then_fail"),
-    [(10_000, 200_000, True), (1_000, 20_000, False)],
-    ids=["10000-failed", "1000-completed"],
+    [
+        (2_000, 40_000, True),
+        (1_000, 20_000, False),
+        pytest.param(10_000, 200_000, True, marks=pytest.mark.slow),
+    ],
+    ids=["2000-failed", "1000-completed", "10000-failed"],
 )
 async def test_large_loop_is_compacted_keeping_the_diagnostics(
     db, flow, n, budget, then_fail
@@ -58,7 +63,9 @@ async def test_large_loop_is_compacted_keeping_the_diagnostics(
     elapsed = time.monotonic() - t0
     rec = await db.get_run(report.run_id)
 
-    assert elapsed < 30, f"{elapsed:.1f}s"  # a guard against quadratic blow-ups only
+    # A hang guard only, far above the time on a loaded machine (a quadratic blow-up at
+    # these sizes would take many minutes); never a performance assertion.
+    assert elapsed < 120, f"{elapsed:.1f}s"
     expected_spans = 1 + 1 + 1 + n + n + (1 if then_fail else 0)  # root start lp its blocks
     assert rec.trace_span_count == expected_spans
     data = rec.execution_data
