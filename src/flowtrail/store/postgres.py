@@ -25,8 +25,11 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 # SQLSTATE prefixes that mean the server cannot be used right now: connection exception,
 # insufficient resources (disk full, too many connections), shutdown / "cannot connect
-# now". A statement timeout (57014) is not among them: retrying the same call won't help.
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+# now", and a read-only transaction (25006: a standby, a failover in progress, or
+# default_transaction_read_only) — like SQLite's read-only file, it can clear while the
+# terminal write waits. A statement timeout (57014) is not among them: retrying the same
+# call won't help.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "25006")
 
 
 def _raw_json(data: str | bytes) -> str:

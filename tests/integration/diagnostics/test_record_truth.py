@@ -36,7 +36,7 @@ async def fill(size):
     return {"data": "y" * size}
 
 async def readonly():
-    await STORE._fetch("PRAGMA query_only=ON", {})
+    await STORE._fetch(FAULT, {})
     return {"data": "ok"}
 
 async def cut():
@@ -95,19 +95,16 @@ async def test_disk_full_at_finalization_is_retried_until_it_clears(db, flow, st
     assert rec.output == {"result": {"data": "y" * 300_000}}
 
 
-LIFT = {"max_page_count": "PRAGMA max_page_count=1073741823", "query_only": "PRAGMA query_only=OFF"}
-
-
 async def _lift_when_set(store: SqlStore, pragma: str) -> None:
-    """Wait until the block has caused the fault, then clear it 1 s later (while the
-    terminal write is retrying)."""
+    """Wait until the block has capped the file, then give the space back 1 s later
+    (while the terminal write is retrying)."""
     for _ in range(1000):
         value = (await store._fetch(f"PRAGMA {pragma}", {}))[0][pragma]
         pages = (await store._fetch("PRAGMA page_count", {}))[0]["page_count"]
-        if (pragma == "query_only" and value == 1) or value == pages:
+        if value == pages:
             break
         await asyncio.sleep(0.01)
-    await lift_later(store, LIFT[pragma], 1.0)
+    await lift_later(store, "PRAGMA max_page_count=1073741823", 1.0)
 
 
 async def test_disk_full_for_good_is_reported_not_final(db, flow, store_url) -> None:
@@ -128,13 +125,38 @@ async def test_disk_full_for_good_is_reported_not_final(db, flow, store_url) -> 
     assert rec.finalization_path is None
 
 
+# (make the connection read-only, tell that it is, make it writable again) per backend:
+# SQLite's query_only gives "attempt to write a readonly database", the error of a
+# read-only file; PostgreSQL's gives SQLSTATE 25006, as a standby or a failover does.
+READ_ONLY = {
+    "sqlite": ("PRAGMA query_only=ON", "PRAGMA query_only", "PRAGMA query_only=OFF"),
+    "postgres": (
+        "SET default_transaction_read_only = on",
+        "SHOW default_transaction_read_only",
+        "SET default_transaction_read_only = off",
+    ),
+}
+
+
+async def _lift_read_only(store: SqlStore, backend: str) -> None:
+    _, probe, lift = READ_ONLY[backend]
+    for _ in range(1000):
+        (row,) = await store._fetch(probe, {})
+        if next(iter(row.values())) in (1, "on"):
+            break
+        await asyncio.sleep(0.01)
+    await lift_later(store, lift, 1.0)
+
+
 async def test_read_only_database_at_finalization_is_retried(db, flow, store_url) -> None:
-    sqlite_only(store_url)
+    """Before: SQLite's read-only error was retried only ~3 s and PostgreSQL's (25006) not
+    at all; the completed run was then force-failed or left running."""
+    backend = backend_of(store_url)
     fl = flow(one_block("readonly"), CODE)
-    fl.module.STORE = db
+    fl.module.STORE, fl.module.FAULT = db, READ_ONLY[backend][0]
     runner = Runner(Settings(finalize_retry_seconds=20), db)
     handle = await runner.start(fl.workflow)
-    lifter = asyncio.ensure_future(_lift_when_set(db, "query_only"))
+    lifter = asyncio.ensure_future(_lift_read_only(db, backend))
     report = await handle.result()
     await lifter
 
@@ -228,3 +250,18 @@ async def test_postgres_outage_past_the_budget_is_not_final_never_failed(flow, s
     finally:
         await store.close()
         await proxy.stop()
+
+
+@pytest.mark.slow
+async def test_a_300_mb_output_completes_on_every_backend(db, flow) -> None:
+    """Before: on PostgreSQL both records carried the whole output, over jsonb's limit,
+    and the run ended failed. Now the stored output is capped at the default 64 MiB."""
+    fl = flow(one_block("big", size=300_000_000), CODE)
+    report = await Runner(Settings(), db).run(fl.workflow)
+    assert report.status is RunStatus.COMPLETED and report.record_final
+    rec = await db.get_run(report.run_id)
+    assert rec.status is RunStatus.COMPLETED
+    assert rec.output["truncated"] is True
+    assert rec.output["original_bytes"] == 300_000_013
+    assert rec.output["max_output_bytes"] == 64 * 1024 * 1024
+    assert rec.output["preview"].startswith('{"result":"xxx')
