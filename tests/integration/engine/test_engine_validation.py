@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import flowtrail
 from flowtrail.engine.executor import Execution
 from flowtrail.errors import InputError, WorkflowParseError, WorkflowValidationError
 from flowtrail.model.compile import compile_definition, compile_file
@@ -214,3 +215,28 @@ def test_unknown_filter_is_refused_before_the_run() -> None:
     (problem,) = caught.value.problems
     assert problem.block_id == "shout"
     assert "no_such_filter" in problem.message
+
+
+async def test_an_optional_input_without_default_can_be_left_out(tmp_path: Any) -> None:
+    # The input is checked by the runner and again by the execution: the filled-in null
+    # must pass the second check too, and reach the blocks as null.
+    workflow = compile_definition(
+        definition_from_data(
+            {
+                "name": "optional-input",
+                "inputs": {"note": {"type": "string", "required": False}},
+                "blocks": {
+                    "start": {"type": "start"},
+                    "done": {"type": "response", "output": {"note": "{{ start.note }}"}},
+                },
+                "connections": ["start -> done"],
+            }
+        )
+    )
+    assert validate_inputs(workflow.definition, {}) == {"note": None}
+    with pytest.raises(InputError, match="'note' must be string, got int"):
+        validate_inputs(workflow.definition, {"note": 3})
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'flowtrail.db'}")
+    report = await flowtrail.run_async(workflow, {}, settings=settings)
+    assert report.status.value == "completed", report.error
+    assert report.output == {"note": None}
