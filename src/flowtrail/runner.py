@@ -237,19 +237,7 @@ class Runner:
         started_at = row.started_at.timestamp()
         masker = Masker(self.settings.masked_secrets)
         recorder = self._recorder(run_id, workflow, started_at, masker)
-        stored = row.execution_data if isinstance(row.execution_data, dict) else {}
-        trace = stored.get("trace")
-        recorder.spans.seed(
-            trace if isinstance(trace, dict) else None,
-            row.trace_span_count,
-            int(stored.get("paused_spans") or 0),
-        )
-        recorder.cost_total = row.cost_total
-        recorder.tokens_prompt, recorder.tokens_completion = (
-            row.tokens_prompt,
-            row.tokens_completion,
-        )
-        recorder.models.update(row.models)
+        recorder.resume_from(row)
         hub = ObserverHub(list(observers), redact=masker)
         execution = Execution(
             workflow,
@@ -280,8 +268,7 @@ class Runner:
         hub.publish(RunStarted(run_id, execution.workflow.name, time.time(), resumed))
         finalizer: Finalizer | None = None
         if recorder is not None:
-            recorder.on_cancel_requested = execution.cancel
-            recorder.start_watch()
+            recorder.start_watch(execution.cancel)
             finalizer = Finalizer(
                 recorder,
                 run_id,

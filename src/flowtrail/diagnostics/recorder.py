@@ -14,7 +14,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.spans import SpanTree
@@ -26,7 +28,7 @@ from flowtrail.engine.events import (
     StartEvent,
 )
 from flowtrail.store.base import Store
-from flowtrail.store.records import CompletedMarker, ProgressWrite, StartedMarker
+from flowtrail.store.records import CompletedMarker, ProgressWrite, RunRecord, StartedMarker
 
 log = logging.getLogger("flowtrail.diagnostics")
 _BACKLOG_LIMIT = 4096  # events queued for span building before they are built anyway
@@ -36,8 +38,71 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+@dataclass
+class Usage:
+    """What a run has spent so far: cost, tokens and the models that used them."""
+
+    cost_total: float = 0.0
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    models: set[str] = field(default_factory=set)
+
+    @property
+    def tokens_total(self) -> int:
+        return self.tokens_prompt + self.tokens_completion
+
+    def add(self, event: BlockCompleted) -> bool:
+        """Count one block's usage; True when the cost changed (it must be written)."""
+        if event.tokens is not None:
+            self.tokens_prompt += event.tokens.prompt
+            self.tokens_completion += event.tokens.completion
+        if event.model:
+            self.models.add(event.model)
+        if event.cost:
+            self.cost_total += event.cost
+            return True
+        return False
+
+
+@dataclass
+class Markers:
+    """The newest start and completion markers: known (``started``/``completed``) and not yet
+    handed to a write (``pending_*``)."""
+
+    started: StartedMarker | None = None
+    completed: CompletedMarker | None = None
+    pending_started: StartedMarker | None = None
+    pending_completed: CompletedMarker | None = None
+
+    def note_started(self, marker: StartedMarker) -> None:
+        # Same rule as the store: equal timestamps replace, older never do.
+        if self.started is None or self.started.started_at <= marker.started_at:
+            self.started = marker
+            self.pending_started = marker
+
+    def note_completed(self, marker: CompletedMarker) -> None:
+        if self.completed is None or self.completed.ended_at <= marker.ended_at:
+            self.completed = marker
+            self.pending_completed = marker
+
+    def take(self) -> tuple[StartedMarker | None, CompletedMarker | None]:
+        """The markers for the next write; none stay pending."""
+        started, completed = self.pending_started, self.pending_completed
+        self.pending_started = self.pending_completed = None
+        return started, completed
+
+    def put_back(self, started: StartedMarker | None, completed: CompletedMarker | None) -> None:
+        """After a failed write: pending again, unless a newer marker replaced them."""
+        self.pending_started = self.pending_started or started
+        self.pending_completed = self.pending_completed or completed
+
+
 class Recorder:
-    """The engine's ``RunHooks`` for one run, backed by a store."""
+    """The engine's ``RunHooks`` for one run, backed by a store.
+
+    Read by the finalizer: ``spans``, ``usage``, ``markers``, ``write_failures`` and
+    ``cancel_seen``. A resumed run continues with ``resume_from``; ``start_watch`` wires
+    the cancel callback. Everything else is private."""
 
     def __init__(
         self,
@@ -53,25 +118,16 @@ class Recorder:
     ) -> None:
         self.store = store
         self.run_id = run_id
-        self.masker = masker or Masker(())
-        self.spans = SpanTree(workflow, started_at, self.masker, max_spans)
-        self.cancel_poll_seconds = cancel_poll_seconds
-        self.on_cancel_requested = on_cancel_requested
-        self.cancel_seen = False
-        self.started: StartedMarker | None = None  # newest known, written or not
-        self.completed: CompletedMarker | None = None
-        self._pending_started: StartedMarker | None = None
-        self._pending_completed: CompletedMarker | None = None
-        self.cost_total = 0.0
-        self._cost_dirty = False
-        self.tokens_prompt = 0
-        self.tokens_completion = 0
-        self.models: set[str] = set()
-        self.writes = 0
+        self.spans = SpanTree(workflow, started_at, masker or Masker(()), max_spans)
+        self.usage = Usage()
+        self.markers = Markers()
         self.write_failures = 0
+        self.cancel_seen = False
+        self._cancel_poll_seconds = cancel_poll_seconds
+        self._on_cancel_requested = on_cancel_requested
+        self._cost_dirty = False
         self._waiters: list[asyncio.Future[None]] = []
         self._backlog: list[Event] = []
-        self.span_failures = 0
         self._wake = asyncio.Event()
         self._quiet = asyncio.Event()  # set when no write is in flight or asked for
         self._in_flight = False
@@ -80,13 +136,26 @@ class Recorder:
         self._last_write = time.monotonic()
         self._watch: asyncio.Task[None] | None = None
 
+    def resume_from(self, row: RunRecord) -> None:
+        """Continue the record of a paused run: its trace, span count and usage so far."""
+        stored = row.execution_data if isinstance(row.execution_data, dict) else {}
+        trace: Any = stored.get("trace")
+        self.spans.seed(
+            trace if isinstance(trace, dict) else None,
+            row.trace_span_count,
+            int(stored.get("paused_spans") or 0),
+        )
+        self.usage = Usage(
+            row.cost_total, row.tokens_prompt, row.tokens_completion, set(row.models)
+        )
+
     # -- RunHooks ----------------------------------------------------------------------
     async def block_started(self, event: StartEvent) -> None:
         self._backlog.append(event)
         marker = StartedMarker(
             event.block_id, event.block_name, event.block_type, _dt(event.started_at)
         )
-        self._note_started(marker)
+        self.markers.note_started(marker)
         await self.flush()
 
     def record(self, event: Event) -> None:
@@ -94,27 +163,23 @@ class Recorder:
         if len(self._backlog) >= _BACKLOG_LIMIT:
             self.digest()
         if isinstance(event, BlockStarted):  # not awaited (the start block): rides along
-            self._note_started(
+            self.markers.note_started(
                 StartedMarker(
                     event.block_id, event.block_name, event.block_type, _dt(event.started_at)
                 )
             )
         elif isinstance(event, BlockCompleted | ContainerCompleted) and not event.paused:
-            self._note_completed(
-                event.block_id, event.block_name, event.block_type, event.ended_at, event.success
+            self.markers.note_completed(
+                CompletedMarker(
+                    event.block_id,
+                    event.block_name,
+                    event.block_type,
+                    _dt(event.ended_at),
+                    event.success,
+                )
             )
-            if isinstance(event, BlockCompleted):
-                self._add_usage(event)
-
-    def _add_usage(self, event: BlockCompleted) -> None:
-        if event.cost:
-            self.cost_total += event.cost
-            self._cost_dirty = True
-        if event.tokens is not None:
-            self.tokens_prompt += event.tokens.prompt
-            self.tokens_completion += event.tokens.completion
-        if event.model:
-            self.models.add(event.model)
+            if isinstance(event, BlockCompleted) and self.usage.add(event):
+                self._cost_dirty = True
 
     def digest(self) -> None:
         """Turn queued events into spans. Done while a marker write is in flight (the
@@ -124,24 +189,9 @@ class Recorder:
             try:
                 self.spans.add(event)
             except Exception:  # a trace that cannot be built never touches the run
-                self.span_failures += 1
                 log.exception("run %s: a span could not be built; it is left out", self.run_id)
 
     # -- markers -----------------------------------------------------------------------
-    def _note_started(self, marker: StartedMarker) -> None:
-        # Same rule as the store: equal timestamps replace, older never do.
-        if self.started is None or self.started.started_at <= marker.started_at:
-            self.started = marker
-            self._pending_started = marker
-
-    def _note_completed(
-        self, block_id: str, name: str, kind: str, ended: float, success: bool
-    ) -> None:
-        marker = CompletedMarker(block_id, name, kind, _dt(ended), success)
-        if self.completed is None or self.completed.ended_at <= marker.ended_at:
-            self.completed = marker
-            self._pending_completed = marker
-
     async def flush(self) -> None:
         """Return once everything noted so far is durable (or its write has failed).
 
@@ -183,9 +233,8 @@ class Recorder:
                     return
 
     async def _write_once(self) -> None:
-        started, self._pending_started = self._pending_started, None
-        completed, self._pending_completed = self._pending_completed, None
-        cost = self.cost_total if self._cost_dirty else None
+        started, completed = self.markers.take()
+        cost = self.usage.cost_total if self._cost_dirty else None
         self._cost_dirty = False
         if not (started or completed or cost is not None):
             return
@@ -195,7 +244,6 @@ class Recorder:
             cancel = await self.store.write_progress(
                 self.run_id, ProgressWrite(started, completed, cost, failures)
             )
-            self.writes += 1
             if cancel:
                 self._cancel_requested()
         except Exception as exc:
@@ -204,8 +252,7 @@ class Recorder:
             log.warning(
                 "progress write for run %s failed (%s); it will be retried", self.run_id, exc
             )
-            self._pending_started = self._pending_started or started
-            self._pending_completed = self._pending_completed or completed
+            self.markers.put_back(started, completed)
             self._cost_dirty = self._cost_dirty or cost is not None
         finally:
             self._in_flight = False
@@ -234,19 +281,22 @@ class Recorder:
         if not self.cancel_seen:
             self.cancel_seen = True
             log.info("run %s: cancellation requested", self.run_id)
-            if self.on_cancel_requested is not None:
-                self.on_cancel_requested()
+            if self._on_cancel_requested is not None:
+                self._on_cancel_requested()
 
-    def start_watch(self) -> None:
-        """Poll for a durable cancel request whenever no marker write has answered lately
-        (each marker write already returns the flag). Bound: ``cancel_poll_seconds``."""
-        if self._watch is None and self.cancel_poll_seconds > 0:
+    def start_watch(self, on_cancel_requested: Callable[[], None] | None = None) -> None:
+        """Call ``on_cancel_requested`` (when given, it replaces the constructor's) once a
+        durable cancel request is seen. Polls for one whenever no marker write has answered
+        lately (each marker write already returns the flag). Bound: ``cancel_poll_seconds``."""
+        if on_cancel_requested is not None:
+            self._on_cancel_requested = on_cancel_requested
+        if self._watch is None and self._cancel_poll_seconds > 0:
             self._watch = asyncio.ensure_future(self._watch_loop())
 
     async def _watch_loop(self) -> None:
         while not self.cancel_seen:
-            await asyncio.sleep(self.cancel_poll_seconds / 2)
-            if time.monotonic() - self._last_write < self.cancel_poll_seconds / 2:
+            await asyncio.sleep(self._cancel_poll_seconds / 2)
+            if time.monotonic() - self._last_write < self._cancel_poll_seconds / 2:
                 continue
             try:
                 if await self.store.cancel_requested(self.run_id):

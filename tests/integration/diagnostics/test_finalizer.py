@@ -107,3 +107,39 @@ async def test_error_completion_with_all_success_spans_is_still_failed(db) -> No
     assert (row.status, row.finalization_path) == (RunStatus.FAILED, FinalizationPath.FORCE_FAILED)
     assert row.error_message == "gave up waiting"
     assert row.level == "error"
+
+
+async def test_a_recorder_resumed_from_a_paused_row_continues_its_usage_and_spans(db) -> None:
+    from flowtrail.diagnostics.recorder import Recorder
+    from flowtrail.engine.events import Tokens
+
+    run = await bare_run(db)
+    t0 = time.time()
+    await run.recorder.block_started(BlockStarted(run.run_id, "a", "A", "agent", (), t0))
+    run.recorder.record(
+        BlockCompleted(
+            run.run_id,
+            "a",
+            "A",
+            "agent",
+            (),
+            t0,
+            t0 + 0.001,
+            True,
+            tokens=Tokens(2, 3),
+            model="m",
+            cost=0.5,
+        )
+    )
+    paused = await run.finalizer.finalize(
+        RunResult(RunStatus.PAUSED, pause_state={"state": {}}, waiting_blocks=("w",))
+    )
+    assert paused is not None and paused.persisted
+    row = await db.get_run(run.run_id)
+
+    resumed = Recorder(db, run.run_id, "bare", run.started_at, cancel_poll_seconds=0)
+    resumed.resume_from(row)
+    assert resumed.usage.cost_total == 0.5
+    assert (resumed.usage.tokens_prompt, resumed.usage.tokens_completion) == (2, 3)
+    assert resumed.usage.models == {"m"}
+    assert resumed.spans.count == row.trace_span_count
