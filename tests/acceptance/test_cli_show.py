@@ -47,3 +47,39 @@ def test_show_says_what_it_cut_and_keeps_the_path_to_the_error(cli: Cli, tmp_pat
     shown_spans = sum(1 for line in tree if re.match(r"^[│├└─ ]*(success|error|failed) ", line))
     assert shown_spans == 200 + 2  # the first 200 lines, then iteration 299 and its block
     assert f"… {total - shown_spans} more spans (--json for all)" in text
+
+
+def test_show_names_the_way_through_child_workflows_to_the_error(
+    cli: Cli, tmp_path: Path
+) -> None:
+    (tmp_path / "deep.py").write_text("def explode():\n    raise ValueError('kaput')\n")
+    write_workflow(
+        tmp_path,
+        "child",
+        """
+        name: child
+        blocks:
+          start: {type: start}
+          boom: {type: function, call: "deep:explode"}
+        connections: [start -> boom]
+        """,
+    )
+    parent = write_workflow(
+        tmp_path,
+        "parent",
+        """
+        name: parent
+        blocks:
+          start: {type: start}
+          call_child: {type: workflow, path: child.yaml}
+        connections: [start -> call_child]
+        """,
+    )
+    ran = cli.run("run", str(parent), "--quiet", "--json")
+    assert ran.returncode == 1, ran.stderr
+    run_id = json.loads(ran.stdout)["id"]
+
+    shown = cli.run("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    error_row = next(line for line in shown.stdout.splitlines() if "kaput" in line)
+    assert "(block boom, via call_child \u203a boom)" in error_row

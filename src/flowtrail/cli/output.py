@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from flowtrail.cli.progress import CHILD
 from flowtrail.diagnostics.view import span_lines
 
 STATUS_STYLE = {
@@ -58,6 +59,8 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     if data.get("error"):
         err = data["error"]
         where = f" (block {err['block_id']})" if err.get("block_id") else ""
+        if err.get("path"):  # a failure inside child workflows: the way down to it
+            where = f" (block {err['block_id']}, via {CHILD.join(err['path'])})"
         table.add_row("error", f"[red]{escape(str(err['message']))}[/]{escape(where)}")
     if data.get("completion_failure"):
         table.add_row("completion failure", f"[yellow]{escape(data['completion_failure'])}[/]")
