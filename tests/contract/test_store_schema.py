@@ -68,3 +68,23 @@ async def test_status_column_accepts_exactly_the_vocabulary(store, kit) -> None:
         assert (await store.get_run(run_id)).status is status
     with pytest.raises(StoreError):
         await kit.run("runnning")  # type: ignore[arg-type]
+
+
+def test_the_newest_marker_rule_is_generated_once_for_both_backends() -> None:
+    from flowtrail.store.newest import MARKER_FIELDS, fold_marker, is_newer
+
+    for backend in ("sqlite", "postgres"):
+        fold = load_queries(backend)["fold_progress"]
+        for marker, fields in MARKER_FIELDS.items():
+            assert fold_marker(backend, marker).strip() in fold
+            assert fold.count(f"last_{marker}_at <=") == len(fields)  # one rule per column
+    text = "-- name: q\nUPDATE t SET\n-- newest: started\n    x = 1\n"
+    assert "%(started_at)s::timestamptz IS NOT NULL" in parse_queries(text, "postgres")["q"]
+    assert ":started_at IS NOT NULL" in parse_queries(text, "sqlite")["q"]
+    with pytest.raises(ValueError, match="unknown marker"):
+        parse_queries("-- name: q\n-- newest: nope\n")
+    from datetime import UTC, datetime
+
+    one, two = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    assert is_newer(None, one) and is_newer(one, one) and is_newer(one, two)
+    assert not is_newer(two, one)

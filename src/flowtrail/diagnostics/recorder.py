@@ -28,6 +28,7 @@ from flowtrail.engine.events import (
     StartEvent,
 )
 from flowtrail.store.base import Store
+from flowtrail.store.newest import is_newer
 from flowtrail.store.records import CompletedMarker, ProgressWrite, RunRecord, StartedMarker
 
 log = logging.getLogger("flowtrail.diagnostics")
@@ -75,13 +76,13 @@ class Markers:
     pending_completed: CompletedMarker | None = None
 
     def note_started(self, marker: StartedMarker) -> None:
-        # Same rule as the store: equal timestamps replace, older never do.
-        if self.started is None or self.started.started_at <= marker.started_at:
+        # The store's rule (flowtrail.store.newest): equal timestamps replace, older never do.
+        if is_newer(self.started.started_at if self.started else None, marker.started_at):
             self.started = marker
             self.pending_started = marker
 
     def note_completed(self, marker: CompletedMarker) -> None:
-        if self.completed is None or self.completed.ended_at <= marker.ended_at:
+        if is_newer(self.completed.ended_at if self.completed else None, marker.ended_at):
             self.completed = marker
             self.pending_completed = marker
 
