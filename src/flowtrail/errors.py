@@ -17,9 +17,8 @@
     │   └── DatabaseNotFoundError     no database there (reading never creates one)
     ├── RunNotFoundError              no run with that id in the database searched
     ├── AmbiguousRunIdError           a run id prefix that names several runs
-    ├── RunStateError                 the run is not in a state that allows this
-    │   └── MissingSecretError        a paused run needs a secret that is not set now
-    └── RunDeadlineExceeded           the run ran past its deadline
+    └── RunStateError                 the run is not in a state that allows this
+        └── MissingSecretError        a paused run needs a secret that is not set now
 
 ``RunNotFoundError`` is not a ``StoreError``: code that rides out database outages
 (``except StoreError``) must not also swallow "no such run".
@@ -168,7 +167,3 @@ class MissingSecretError(RunStateError):
         super().__init__(
             f"the paused run needs secret '{name}', which is not set now (set {variable})"
         )
-
-
-class RunDeadlineExceeded(FlowtrailError):
-    code = "run_deadline_exceeded"

@@ -24,6 +24,7 @@ from flowtrail.diagnostics.spans import clean
 from flowtrail.engine.executor import RunResult
 from flowtrail.errors import StoreUnavailableError
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
+from flowtrail.store.common import MAX_DURATION_MS
 from flowtrail.store.records import Finalization, FinalizeOutcome
 
 log = logging.getLogger("flowtrail.diagnostics")
@@ -40,7 +41,6 @@ _FALLBACK = {
     FinalizationPath.CANCELLED: FinalizationPath.CANCELLED,
     FinalizationPath.PAUSED: FinalizationPath.PAUSED,
 }
-MAX_DURATION_MS = 2**53
 DEFAULT_FINALIZE_RETRY_SECONDS = 30.0
 FIRST_RETRY_DELAY, MAX_RETRY_DELAY = 0.25, 2.0
 # The stored output's cap: far below PostgreSQL's jsonb limit (256 MB) and SQLite's

@@ -76,35 +76,41 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
     return data
 
 
+# The keys of ``record_json`` (besides ``execution_data``, the trace): the one shape both
+# builders share, so the unrecorded one cannot drift from it.
+RECORD_KEYS = (
+    "id", "workflow", "status", "finalization_path", "finalized_by", "error",
+    "completion_failure", "last_started_block", "last_completed_block", "started_at",
+    "ended_at", "duration_ms", "deadline_at", "trace_span_count", "has_trace_spans",
+    "cost_total", "tokens", "models", "output", "input", "level", "trigger", "snapshot_hash",
+    "marker_write_failures", "cancel_requested_at", "cancel_requested_by", "notes",
+    "parent_run_id", "updated_at", "worker_host", "worker_pid", "claimed_at", "paused",
+)  # fmt: skip
+
+
 def unrecorded_json(report: Any) -> dict[str, Any]:
     """The same shape for a run made with the durable record off: what is known in memory,
     and ``None`` for what only the record would have (markers, trace)."""
-    return {
+    known = {
         "id": report.run_id,
         "workflow": report.workflow,
         "status": report.status.value,
-        "finalization_path": None,
-        "finalized_by": None,
         "error": _error(report.error, report.error_block_id, report.error_path)
         if report.error
         else None,
-        "completion_failure": None,
-        "last_started_block": None,
-        "last_completed_block": None,
-        "started_at": None,
-        "ended_at": None,
-        "duration_ms": None,
         "trace_span_count": 0,
         "has_trace_spans": False,
         "cost_total": 0.0,
         "tokens": {"prompt": 0, "completion": 0, "total": 0},
         "models": [],
         "output": report.output,
+        "notes": [],
+        "marker_write_failures": 0,
         "paused": {"waiting_blocks": list(report.waiting_blocks), "message": None}
         if report.waiting_blocks
         else None,
-        "recorded": False,
     }
+    return {**dict.fromkeys(RECORD_KEYS), **known, "recorded": False}
 
 
 def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:

@@ -32,7 +32,9 @@ TsEncoder = Callable[[datetime | None], Any]
 # can never be what makes a row too large.
 NOTE_OUTPUT_LIMIT = 4096
 NOTE_ERROR_LIMIT = 2000
-MAX_DURATION_MS = 2**62
+# One bound for every stored duration (finalizer and cancel alike): the largest integer a
+# JSON reader using doubles (JavaScript) still reads exactly.
+MAX_DURATION_MS = 2**53
 CANCELLED_OUTPUT = '{"cancelled":true}'
 
 

@@ -143,3 +143,18 @@ async def test_a_recorder_resumed_from_a_paused_row_continues_its_usage_and_span
     assert (resumed.usage.tokens_prompt, resumed.usage.tokens_completion) == (2, 3)
     assert resumed.usage.models == {"m"}
     assert resumed.spans.count == row.trace_span_count
+
+
+async def test_the_unrecorded_json_has_the_recorded_shape(db) -> None:
+    from flowtrail.diagnostics.view import RECORD_KEYS, record_json, unrecorded_json
+    from flowtrail.runner import RunReport
+
+    run = await bare_run(db)
+    await _one_block(run)
+    await run.finalizer.finalize(RunResult(RunStatus.COMPLETED, output={"v": 1}))
+    recorded = record_json(await db.get_run(run.run_id))
+    assert tuple(recorded) == (*RECORD_KEYS, "execution_data")
+    report = RunReport("r", "w", RunStatus.COMPLETED, {"v": 1}, None, None, None)
+    unrecorded = unrecorded_json(report)
+    assert tuple(unrecorded) == (*RECORD_KEYS, "recorded")
+    assert unrecorded["recorded"] is False and unrecorded["output"] == {"v": 1}

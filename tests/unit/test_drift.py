@@ -1,0 +1,17 @@
+"""Drift that once crept in: one duration bound for the finalizer and the store, and no
+error class that nothing raises."""
+
+from __future__ import annotations
+
+import flowtrail.errors
+from flowtrail.diagnostics.finalize import duration_ms
+from flowtrail.store import common
+
+
+def test_one_duration_bound_for_the_finalizer_and_the_store() -> None:
+    assert common.MAX_DURATION_MS == 2**53
+    assert duration_ms(0.0, 1e300) == common.MAX_DURATION_MS
+
+
+def test_the_never_raised_deadline_error_is_gone() -> None:
+    assert not hasattr(flowtrail.errors, "RunDeadlineExceeded")
