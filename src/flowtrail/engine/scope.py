@@ -27,7 +27,7 @@ from flowtrail.engine.state import ScopeState, chosen_edges, ready_on_resume, se
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import BlockTimeoutError, ReferenceResolutionError
 from flowtrail.model import expressions
-from flowtrail.model.compile import block_templates
+from flowtrail.model.blocks import block_templates
 from flowtrail.model.graph import Node, Scope
 
 if TYPE_CHECKING:

@@ -4,65 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from flowtrail.errors import Problem, WorkflowValidationError
 from flowtrail.model import expressions
-from flowtrail.model.definition import (
-    RESERVED_IDS,
-    AgentBlock,
-    BlockBase,
-    ConditionBlock,
-    FunctionBlock,
-    HttpBlock,
-    LoopBlock,
-    ParallelBlock,
-    ResponseBlock,
-    RouterBlock,
-    WaitBlock,
-    WorkflowBlock,
-    WorkflowDefinition,
-)
-from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Upstream, Workflow, find_node
-from flowtrail.model.imports import resolve_call as resolve_call  # the engine's door too
-from flowtrail.model.limits import (
-    MAX_CONTAINER_DEPTH,
-    MAX_WORKFLOW_DEPTH,
-    clip,
-    value_problems,
-)
+from flowtrail.model.blocks import Site, block_templates, rules_of
+from flowtrail.model.definition import RESERVED_IDS, BlockBase, WorkflowBlock, WorkflowDefinition
+from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Workflow
+from flowtrail.model.limits import MAX_CONTAINER_DEPTH, MAX_WORKFLOW_DEPTH, clip, value_problems
 from flowtrail.model.loading import Positions, read_definition
 from flowtrail.model.messages import did_you_mean
-from flowtrail.model.startable import (
-    argument_problems,
-    cap_problems,
-    child_problems,
-    while_problems,
-)
+from flowtrail.model.references import References
+from flowtrail.model.startable import child_problems
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONN = re.compile(
     r"^\s*(?P<src>[A-Za-z_]\w*)(?:\.(?P<handle>[\w-]+))?\s*->\s*(?P<dst>[A-Za-z_]\w*)\s*$"
 )
-GLOBAL_NAMES = frozenset({"vars", "env", "secrets", "run"})
-RETRYABLE = frozenset({"function", "http", "agent"})
-
-# Fields each block type is known to produce; None means "any" (start without inputs,
-# child workflows, responses).
-OUTPUT_FIELDS: dict[str, frozenset[str] | None] = {
-    "function": frozenset({"result"}),
-    "http": frozenset({"status", "headers", "body"}),
-    "agent": frozenset({"content", "model", "tokens"}),
-    "condition": frozenset({"branch"}),
-    "router": frozenset({"route"}),
-    "loop": frozenset({"results"}),
-    "parallel": frozenset({"results"}),
-    "wait": frozenset({"waited_seconds", "input"}),
-    "response": None,
-    "workflow": None,
-}
 
 
 class _Compiler:
@@ -74,7 +33,6 @@ class _Compiler:
         depth: int,
         cache: dict[Path, Workflow],
     ) -> None:
-        self.definition = definition
         self.positions = positions
         self.source = source
         self.filename = str(source) if source else None
@@ -83,7 +41,6 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.children: dict[str, Workflow] = {}
         self.all_ids: dict[str, tuple[str, ...]] = {}
-        self.root_scope: Scope | None = None
 
     def problem(
         self,
@@ -134,7 +91,8 @@ class _Compiler:
             if container is not None and kind == "start":
                 self.problem("a start block belongs at the top level", block_id, bpath)
             inner: Scope | None = None
-            if isinstance(spec, LoopBlock | ParallelBlock):
+            body = rules_of(spec).body(spec)
+            if body is not None:
                 nesting = sum(1 for part in bpath if part == "blocks")
                 if nesting > MAX_CONTAINER_DEPTH:
                     self.problem(
@@ -145,11 +103,11 @@ class _Compiler:
                         "too_deep",
                     )
                     continue
-                if not spec.blocks:
+                if not body[0]:
                     self.problem(
                         f"empty {kind}: it has no blocks inside", block_id, bpath, "empty_container"
                     )
-                inner = self.scope(spec.blocks, spec.connections, bpath, block_id)
+                inner = self.scope(*body, bpath, block_id)
             self.check_block(block_id, spec, bpath)
             nodes[block_id] = Node(
                 block_id, spec.name or block_id, kind, spec, False, inner, _uses(spec)
@@ -209,7 +167,7 @@ class _Compiler:
                     bad = True
             if bad:
                 continue
-            allowed = handles(nodes[src])
+            allowed = rules_of(nodes[src].spec).handles(nodes[src].spec)
             if handle is not None and handle not in allowed:
                 names = ", ".join(sorted(h for h in allowed if h)) or "none"
                 self.problem(
@@ -293,9 +251,10 @@ class _Compiler:
                 )
 
     def check_block(self, block_id: str, spec: BlockBase, bpath: tuple[str, ...]) -> None:
-        base = self.source.parent if self.source else Path.cwd()
+        folder = self.source.parent if self.source else Path.cwd()
         kind = getattr(spec, "type")  # noqa: B009 - every block model has it
-        if spec.retry is not None and kind not in RETRYABLE:
+        rules = rules_of(spec)
+        if spec.retry is not None and not rules.retryable:
             self.problem(
                 f"`retry` is not supported on a {kind} block; put it on the blocks inside "
                 "or on the function/http/agent block that can fail",
@@ -303,39 +262,11 @@ class _Compiler:
                 (*bpath, "retry"),
                 "invalid_field",
             )
-        if isinstance(spec, FunctionBlock):
-            try:
-                fn = resolve_call(spec.call, base)
-            except ValueError as exc:
-                self.problem(str(exc), block_id, (*bpath, "call"), "uncallable")
-            else:
-                for message in argument_problems(fn, spec.with_):
-                    self.problem(message, block_id, (*bpath, "with"), "bad_argument")
-        elif isinstance(spec, ConditionBlock):
-            ids = [b.id for b in spec.branches]
-            if len(set(ids)) != len(ids):
-                self.problem("condition branch ids must be unique", block_id, bpath)
-            if ERROR_HANDLE in ids:
-                self.problem(
-                    "a branch cannot be called 'error' (that is the error handle)", block_id, bpath
-                )
-            if any(b.else_ for b in spec.branches[:-1]):
-                self.problem("`else` must be the last branch", block_id, bpath)
-        elif isinstance(spec, RouterBlock):
-            if len(set(spec.routes)) != len(spec.routes):
-                self.problem("router routes must be unique", block_id, bpath)
-            if ERROR_HANDLE in spec.routes:
-                self.problem(
-                    "a route cannot be called 'error' (that is the error handle)", block_id, bpath
-                )
-        elif isinstance(spec, WorkflowBlock):
-            self.child(block_id, spec, bpath, base)
-        elif isinstance(spec, LoopBlock | ParallelBlock):
-            self.check_cap(block_id, spec, bpath)
+        rules.check(spec, Site(block_id, bpath, folder, self.problem, self.child))
         try:
-            for source, _bare in _expressions(spec):
+            for source in rules.expressions(spec):
                 expressions.compile_expression(source)
-            for value, _inner in block_templates(spec):
+            for value, _inner in rules.templates(spec):
                 expressions.compile_all(value)  # unknown filters fail here, not mid-run
         except ValueError as exc:
             self.problem(str(exc), block_id, bpath, "invalid_expression")
@@ -347,12 +278,6 @@ class _Compiler:
                 bpath,
                 "invalid_expression",
             )
-
-    def check_cap(
-        self, block_id: str, spec: LoopBlock | ParallelBlock, bpath: tuple[str, ...]
-    ) -> None:
-        for field, message in cap_problems(spec):
-            self.problem(message, block_id, (*bpath, field), "over_cap")
 
     def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
         target = (base / spec.path).resolve()
@@ -383,102 +308,6 @@ class _Compiler:
         for where, message, code in child_problems(spec, child):
             self.problem(message, block_id, (*bpath, *where), code)
 
-    def check_first_while(self, node: Node) -> None:
-        if isinstance(node.spec, LoopBlock) and node.scope is not None:
-            for message in while_problems(node.spec, node.scope.nodes):
-                self.problem(
-                    message, node.id, (*self.all_ids.get(node.id, ()), "while"), "bad_reference"
-                )
-
-    def check_references(
-        self, scope: Scope, outer: list[tuple[Scope, str]], visible_outer: Upstream | None
-    ) -> None:
-        """Every template names something that exists and runs before it."""
-        kinds = {s.nodes[c].type for s, c in outer}
-        for node in scope.nodes.values():
-            self.check_first_while(node)
-            before = Upstream(scope, node.id, visible_outer)
-            inner_ids = set(node.scope.nodes) if node.scope else set()
-            for value, sees_inner in block_templates(node.spec):
-                visible: Container[str] = _Either(inner_ids, before) if sees_inner else before
-                names = kinds | ({node.type} if sees_inner else set())
-                try:
-                    refs = expressions.references(value)
-                    local = expressions.local_names(value)
-                except (ValueError, RecursionError):
-                    continue  # already reported by check_block
-                for root_name, attrs in refs:
-                    self.check_reference(node, root_name, attrs, visible, names, local)
-            if node.scope is not None:
-                self.check_references(node.scope, [*outer, (scope, node.id)], before)
-
-    def check_reference(
-        self,
-        node: Node,
-        name: str,
-        attrs: tuple[str, ...],
-        visible: Container[str],
-        containers: set[str],
-        local: set[str],
-    ) -> None:
-        path = self.all_ids.get(node.id, ())
-        if name in GLOBAL_NAMES or name in local or name in expressions.ENV.globals:
-            return
-        if name in ("loop", "parallel"):
-            if name not in containers:
-                self.problem(
-                    f"'{name}.*' is only available inside a {name} block",
-                    node.id,
-                    path,
-                    "bad_reference",
-                )
-            return
-        if name not in self.all_ids:
-            self.problem(
-                f"reference to '{clip(name)}', which is not a block in this workflow"
-                f"{did_you_mean(name, self.all_ids)}",
-                node.id,
-                path,
-                "bad_reference",
-            )
-            return
-        if name not in visible:
-            self.problem(
-                f"reference to '{name}', which does not run before this block "
-                "(connect it upstream)",
-                node.id,
-                path,
-                "bad_reference",
-            )
-            return
-        target = self._find(name)
-        if target is None or not attrs:
-            return
-        fields = OUTPUT_FIELDS.get(target.type)
-        if target.type == "start" and self.definition.inputs:
-            fields = frozenset(self.definition.inputs)
-        if fields is not None and attrs[0] not in fields and attrs[0] != "error":
-            self.problem(
-                f"'{name}.{attrs[0]}' does not exist; a {target.type} block "
-                f"provides: {', '.join(sorted(fields))}",
-                node.id,
-                path,
-                "bad_reference",
-            )
-
-    def _find(self, block_id: str) -> Node | None:
-        return None if self.root_scope is None else find_node(self.root_scope, block_id)
-
-
-class _Either:
-    """Membership in any of several containers (a loop condition sees its body too)."""
-
-    def __init__(self, *parts: Container[str]) -> None:
-        self.parts = parts
-
-    def __contains__(self, name: object) -> bool:
-        return any(name in part for part in self.parts)
-
 
 def _uses(spec: BlockBase) -> frozenset[str]:
     """The top-level names a block's templates read (parsed once, here, not per run)."""
@@ -487,56 +316,6 @@ def _uses(spec: BlockBase) -> frozenset[str]:
         with contextlib.suppress(ValueError, RecursionError):  # reported by check_block
             names.update(name for name, _attrs in expressions.references(value))
     return frozenset(names)
-
-
-def handles(node: Node) -> set[str | None]:
-    spec = node.spec
-    if node.type == "start":
-        return {None}
-    found: set[str | None] = {None, ERROR_HANDLE}
-    if isinstance(spec, ConditionBlock):
-        found |= {b.id for b in spec.branches}
-    elif isinstance(spec, RouterBlock):
-        found |= set(spec.routes)
-    return found
-
-
-def _expressions(spec: BlockBase) -> Iterator[tuple[str, bool]]:
-    if isinstance(spec, ConditionBlock):
-        for b in spec.branches:
-            if b.if_ is not None:
-                yield b.if_, True
-    elif isinstance(spec, RouterBlock):
-        yield spec.pick, True
-    elif isinstance(spec, LoopBlock):
-        for cond in (spec.while_, spec.do_while):
-            if cond is not None:
-                yield cond, True
-
-
-def block_templates(spec: BlockBase) -> Iterator[tuple[Any, bool]]:
-    """Every templated value of a block, and whether it may see the block's own body."""
-    if isinstance(spec, FunctionBlock | WorkflowBlock):
-        yield spec.with_, False
-    elif isinstance(spec, HttpBlock):
-        yield [spec.url, spec.headers, spec.params, spec.json_, spec.body], False
-    elif isinstance(spec, AgentBlock):
-        yield [spec.prompt, spec.system, spec.model, spec.base_url, spec.api_key], False
-    elif isinstance(spec, ResponseBlock):
-        yield spec.output, False
-    elif isinstance(spec, WaitBlock):
-        yield [spec.seconds, spec.message], False
-    elif isinstance(spec, LoopBlock):
-        yield [spec.count, spec.for_each], False
-        for cond in (spec.while_, spec.do_while):
-            if cond is not None:
-                yield "{{ " + cond + " }}", True
-    elif isinstance(spec, ParallelBlock):
-        yield [spec.count, spec.collection], False
-    elif isinstance(spec, ConditionBlock):
-        yield ["{{ " + b.if_ + " }}" for b in spec.branches if b.if_ is not None], False
-    elif isinstance(spec, RouterBlock):
-        yield "{{ " + spec.pick + " }}", False
 
 
 def compile_definition(
@@ -559,10 +338,11 @@ def compile_definition(
         if compiler.problems:
             raise WorkflowValidationError(compiler.problems)
     root = compiler.scope(definition.blocks, definition.connections, (), None)
-    compiler.root_scope = root
     if not compiler.problems:
         compiler.check_start(root)
-        compiler.check_references(root, [], None)
+        References(root, compiler.all_ids, definition.inputs, compiler.problem).check(
+            root, [], None
+        )
     if compiler.problems:
         raise WorkflowValidationError(compiler.problems)
     return Workflow(definition, root, source, compiler.children)
