@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flowtrail.diagnostics.spans import Span
+from flowtrail.diagnostics.spans import Span, count
 
 DEFAULT_BUDGET = 3 * 1024 * 1024
 KEEP_ITERATIONS = 20  # per container in the summary tier: the first and last ten
@@ -34,7 +34,7 @@ def _summary_span(span: Span, elided: list[int]) -> Span:
         half = KEEP_ITERATIONS // 2
         keep = {id(c) for c in iterations[:half] + iterations[-half:]}
         dropped = [c for c in iterations if id(c) not in keep]
-        elided[0] += sum(_count(c) for c in dropped)
+        elided[0] += sum(count(c) for c in dropped)
         out["elided_iterations"] = len(dropped)
         children = [c for c in children if c.get("type") != "iteration" or id(c) in keep]
     out["children"] = [_summary_span(c, elided) for c in children]
@@ -63,15 +63,11 @@ def _minimal_span(span: Span, elided: list[int]) -> Span:
     kept = []
     for child in span.get("children", []):
         if child.get("type") == "iteration":
-            elided[0] += _count(child)
+            elided[0] += count(child)
             continue
         kept.append(_minimal_span(child, elided))
     out["children"] = kept
     return out
-
-
-def _count(span: Span) -> int:
-    return 1 + sum(_count(c) for c in span.get("children", []))
 
 
 def compact(

@@ -262,7 +262,8 @@ def clean(span: Span) -> Span:
 
 
 def count(span: Span) -> int:
-    return 1 + sum(count(c) for c in span["children"])
+    """The spans in a tree (stored or running), itself included."""
+    return 1 + sum(count(c) for c in span.get("children", []))
 
 
 def _revive(span: Span) -> Span:
