@@ -139,6 +139,7 @@ class Runner:
             agent_base_url=s.agent_base_url,
             agent_api_key=s.agent_api_key,
             env=s.env,
+            env_allow=s.env_allow,
             secrets=s.secrets,
             limits=Limits(s.expression_timeout_seconds, s.expression_max_chars),
         )
@@ -154,7 +155,9 @@ class Runner:
     ) -> RunHandle:
         """Validate the input, write the run row, and start running. Raises ``InputError``
         (nothing written) for bad input."""
-        values = validate_inputs(workflow.definition, inputs)
+        values = validate_inputs(
+            workflow.definition, inputs, mask=Masker(self.settings.masked_secrets).text
+        )
         options = self._options(workflow)
         run_id = run_id or new_run_id()
         started_at = time.time()

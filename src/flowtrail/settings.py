@@ -61,6 +61,10 @@ class Settings:
     agent_api_key: str | None = None
     secrets: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    """The process environment; a workflow reads only the variables its ``env:`` lists."""
+    env_allow: tuple[str, ...] | None = None
+    """``FLOWTRAIL_ENV_ALLOW``: patterns (``fnmatch``, comma-separated) of the variables any
+    workflow may read; a declared variable outside them is not readable. None: no limit."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -116,6 +120,10 @@ class Settings:
         values["secrets"] = {
             k.removeprefix(SECRET_PREFIX): v for k, v in env.items() if k.startswith(SECRET_PREFIX)
         }
+        if env.get("FLOWTRAIL_ENV_ALLOW") is not None:
+            values["env_allow"] = tuple(
+                p.strip() for p in env["FLOWTRAIL_ENV_ALLOW"].split(",") if p.strip()
+            )
         if env.get("FLOWTRAIL_PRICES"):
             values["prices"] = parse_prices(env["FLOWTRAIL_PRICES"])
         values.update({k: v for k, v in overrides.items() if v is not None})

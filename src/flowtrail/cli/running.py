@@ -27,6 +27,7 @@ from flowtrail.cli.common import (
 )
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.progress import Progress
+from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.view import record_json, unrecorded_json
 from flowtrail.errors import FlowtrailError, InputError, RunStateError
 from flowtrail.model.compile import compile_definition, compile_file
@@ -177,8 +178,9 @@ def run(
                     "without --no-record"
                 )
             values = read_input(input)
-            validate_inputs(workflow.definition, values)  # bad input opens no database
             settings = settings_for(db).with_overrides(run_timeout=timeout)
+            # bad input opens no database; a secret used as an input key is not echoed
+            validate_inputs(workflow.definition, values, Masker(settings.masked_secrets).text)
             store = None if no_record else await open_db(settings, create=True, db=db)
             try:
                 stopper.check()

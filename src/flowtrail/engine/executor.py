@@ -21,6 +21,7 @@ from flowtrail.engine.observers import ObserverHub
 from flowtrail.engine.outcome import Halt, ScopeFailed, ScopePaused
 from flowtrail.engine.scope import ScopeRun
 from flowtrail.engine.state import ScopeState, exit_output
+from flowtrail.model import expressions
 from flowtrail.model.budget import Limits
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
@@ -36,7 +37,8 @@ class RunOptions:
     prices: Prices = field(default_factory=Prices)
     agent_base_url: str | None = None
     agent_api_key: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # a workflow reads what it declares
+    env_allow: tuple[str, ...] | None = None  # FLOWTRAIL_ENV_ALLOW patterns; None: no limit
     secrets: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # what evaluating templates may spend
 
@@ -92,7 +94,9 @@ class Execution:
         self._task: asyncio.Task[Any] | None = None
         self.globals = {
             "vars": workflow.definition.vars,
-            "env": self.options.env,
+            "env": expressions.Environment.of(
+                workflow.definition.env, self.options.env, self.options.env_allow
+            ),
             "secrets": self.options.secrets,
             "run": {"id": run_id, "workflow": workflow.name},
         }

@@ -340,9 +340,10 @@ def compile_definition(
     root = compiler.scope(definition.blocks, definition.connections, (), None)
     if not compiler.problems:
         compiler.check_start(root)
-        References(root, compiler.all_ids, definition.inputs, compiler.problem).check(
-            root, [], None
+        references = References(
+            root, compiler.all_ids, definition.inputs, compiler.problem, definition.env
         )
+        references.check(root, [], None)
     if compiler.problems:
         raise WorkflowValidationError(compiler.problems)
     return Workflow(definition, root, source, compiler.children)

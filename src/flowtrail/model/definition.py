@@ -213,6 +213,10 @@ class WorkflowDefinition(_Model):
     description: str | None = None
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
+    env: list[str] = Field(
+        default_factory=list,
+        description="Environment variables the workflow reads as env.NAME; no other is readable.",
+    )
     timeout: float | None = Field(None, gt=0, description="Run deadline in seconds.")
     blocks: dict[str, Block]
     connections: list[str] = Field(default_factory=list)

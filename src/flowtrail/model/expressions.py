@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 
@@ -38,6 +39,44 @@ def _available(obj: Any) -> str:
     return f"(a {type(obj).__name__} has no fields)"
 
 
+class Environment(dict[str, str]):
+    """``env.*``: the variables the workflow declares under ``env:`` (and
+    ``FLOWTRAIL_ENV_ALLOW`` allows) that are set. A missing one is explained without
+    naming any variable the workflow did not declare."""
+
+    declared: tuple[str, ...] = ()
+    blocked: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, declared: Iterable[str], environ: Mapping[str, str], allow: Iterable[str] | None
+    ) -> Environment:
+        names = tuple(declared)
+        patterns = None if allow is None else tuple(allow)
+        blocked = frozenset(
+            n
+            for n in names
+            if patterns is not None and not any(fnmatchcase(n, p) for p in patterns)
+        )
+        env = cls({n: environ[n] for n in names if n in environ and n not in blocked})
+        env.declared, env.blocked = names, blocked
+        return env
+
+    def explain(self, name: str) -> str:
+        if name in self.blocked:
+            return f"environment variable '{name}' is not allowed by FLOWTRAIL_ENV_ALLOW"
+        if name in self.declared:
+            return f"environment variable '{name}' is not set"
+        declared = ", ".join(self.declared) or "none"
+        return f"'env.{name}' is not declared in the workflow's `env:` (declared: {declared})"
+
+
+def _missing(obj: Any, name: Any) -> str:
+    if isinstance(obj, Environment):
+        return obj.explain(str(name))
+    return f"'{name}' does not exist; available: {_available(obj)}"
+
+
 class _Undefined(StrictUndefined):
     """Fails on any use, with a message that lists the fields that do exist."""
 
@@ -47,7 +86,7 @@ class _Undefined(StrictUndefined):
         if obj is missing:
             raise UnknownNameError(f"'{name}' is not defined")
         if obj is not None and not isinstance(obj, _Undefined) and name is not None:
-            raise ReferenceResolutionError(f"'{name}' does not exist; available: {_available(obj)}")
+            raise ReferenceResolutionError(_missing(obj, name))
         raise ReferenceResolutionError(self._undefined_message)
 
 
@@ -188,9 +227,7 @@ def _path_evaluator(source: str, fallback: Callable[[], Evaluator]) -> Evaluator
         for step in steps:
             if isinstance(value, Mapping) and not isinstance(step, int):
                 if step not in value:
-                    raise ReferenceResolutionError(
-                        f"'{step}' does not exist; available: {_available(value)}"
-                    )
+                    raise ReferenceResolutionError(_missing(value, step))
                 value = _check(value[step])
             elif isinstance(value, list | tuple) and isinstance(step, int):
                 if step >= len(value):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flowtrail.errors import InputError
@@ -28,8 +29,13 @@ def _matches(spec: InputSpec, value: Any) -> bool:
     return isinstance(value, _CHECKS[spec.type])
 
 
-def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
-    """The start block's output: the input with defaults filled in. Raises InputError."""
+def validate_inputs(
+    definition: WorkflowDefinition, raw: Any, mask: Callable[[str], str] | None = None
+) -> dict[str, Any]:
+    """The start block's output: the input with defaults filled in. Raises InputError,
+    whose message passes the input's own keys through ``mask`` (secret values used as
+    keys are never echoed)."""
+    hide = mask or (lambda text: text)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -37,7 +43,7 @@ def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
     try:
         check_value(raw, "input")
     except LimitError as exc:
-        raise InputError(f"invalid run input: {exc}") from None
+        raise InputError(f"invalid run input: {hide(str(exc))}") from None
     if not definition.inputs:
         return dict(raw)
     problems = []
@@ -57,7 +63,8 @@ def validate_inputs(definition: WorkflowDefinition, raw: Any) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(definition.inputs))
     if unknown:
         problems.append(
-            f"unknown input(s): {', '.join(unknown)} (declared: {', '.join(definition.inputs)})"
+            f"unknown input(s): {', '.join(hide(str(k)) for k in unknown)} "
+            f"(declared: {', '.join(definition.inputs)})"
         )
     if problems:
         raise InputError("invalid run input: " + "; ".join(problems))

@@ -24,10 +24,12 @@ class References:
         all_ids: Mapping[str, tuple[str, ...]],
         inputs: Collection[str],
         report: Report,
+        env: Collection[str] = (),
     ) -> None:
         self.root = root
         self.all_ids = all_ids
         self.inputs = inputs
+        self.env = env  # the variables the workflow declares under `env:`
         self.problem = report
 
     def check_body(self, node: Node) -> None:
@@ -66,6 +68,16 @@ class References:
         local: set[str],
     ) -> None:
         path = self.all_ids.get(node.id, ())
+        if name == "env" and name not in local and attrs and attrs[0] not in self.env:
+            declared = ", ".join(self.env) or "none"
+            self.problem(
+                f"'env.{attrs[0]}' is not declared: list it under the workflow's `env:` "
+                f"(declared: {declared})",
+                node.id,
+                path,
+                "bad_reference",
+            )
+            return
         if name in GLOBAL_NAMES or name in local or name in expressions.ENV.globals:
             return
         if name in ("loop", "parallel"):
