@@ -61,6 +61,8 @@ class Problem:
 
 
 class WorkflowError(FlowtrailError):
+    """A workflow file or definition is invalid; ``problems`` says what and where."""
+
     code = "invalid_workflow"
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -77,6 +79,8 @@ class WorkflowValidationError(WorkflowError):
 
 
 class InputError(FlowtrailError):
+    """A run's input does not fit the workflow's ``inputs:`` (nothing was run)."""
+
     code = "invalid_input"
 
 
@@ -88,6 +92,8 @@ class SettingsError(FlowtrailError):
 
 
 class BlockError(FlowtrailError):
+    """A block failed; ``block_id`` names it."""
+
     code = "block_failed"
 
     def __init__(self, message: str, block_id: str | None = None) -> None:
@@ -111,6 +117,8 @@ class ExpressionLimitError(BlockError):
 
 
 class StoreError(FlowtrailError):
+    """The database refused or could not serve a request."""
+
     code = "store_error"
 
 
@@ -153,6 +161,8 @@ class AmbiguousRunIdError(FlowtrailError):
 
 
 class RunStateError(FlowtrailError):
+    """The run is in the wrong state for the request (resuming a run that is not paused)."""
+
     code = "invalid_run_state"
 
 

@@ -125,6 +125,10 @@ class RunHandle:
 
 
 class Runner:
+    """Runs workflows with their durable record: writes the row, executes, finalizes.
+
+    ``store=None`` runs without a record (nothing can be shown, cancelled or resumed)."""
+
     def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
         self.settings = settings or Settings()
         self.store = store  # None: the durable record is off

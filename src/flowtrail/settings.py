@@ -39,12 +39,21 @@ def default_database_url(cwd: Path | None = None) -> str:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=default_database_url)
+    """``FLOWTRAIL_DATABASE_URL`` or ``--db``: ``sqlite:///PATH`` or ``postgresql://...``;
+    by default the nearest ``.flowtrail/`` folder upwards holds the SQLite file."""
     max_concurrency: int = 64
+    """``FLOWTRAIL_MAX_CONCURRENCY``: blocks running at once in one run, children included."""
     run_timeout: float | None = None
+    """``FLOWTRAIL_RUN_TIMEOUT`` or ``--timeout``: the run deadline in seconds (None: none)."""
     cancel_poll_seconds: float = 0.5
+    """``FLOWTRAIL_CANCEL_POLL_SECONDS``: how often a running engine reads the cancel flag."""
     trace_budget_bytes: int = DEFAULT_BUDGET
+    """``FLOWTRAIL_TRACE_BUDGET_BYTES``: the stored trace's size before it is compacted."""
     max_spans_in_memory: int = 50_000
+    """Spans kept in memory; past it further spans are counted, not kept (memory stays
+    bounded in a long loop; the stored trace says how many were elided)."""
     observer_grace_seconds: float = 2.0
+    """How long closing a run waits for observers still handling events."""
     finalize_retry_seconds: float = DEFAULT_FINALIZE_RETRY_SECONDS
     """How long the terminal write keeps retrying while the database is unavailable
     (outage, disk full, read-only file) before the run is reported as not final."""
@@ -57,9 +66,13 @@ class Settings:
     expression_max_chars: int = DEFAULT_MAX_CHARS
     """The largest text, list or formatted value one template operation may build."""
     prices: Prices = field(default_factory=Prices)
+    """``FLOWTRAIL_PRICES``: per-model token prices, for agent blocks' cost."""
     agent_base_url: str | None = None
+    """``FLOWTRAIL_AGENT_BASE_URL`` (or ``OPENAI_BASE_URL``): the chat-completions server."""
     agent_api_key: str | None = None
+    """``FLOWTRAIL_AGENT_API_KEY`` (or ``OPENAI_API_KEY``); masked like a secret."""
     secrets: Mapping[str, str] = field(default_factory=dict)
+    """``FLOWTRAIL_SECRET_<NAME>`` variables, read as ``secrets.NAME``; masked everywhere."""
     env: Mapping[str, str] = field(default_factory=dict)
     """The process environment; a workflow reads only the variables its ``env:`` lists."""
     env_allow: tuple[str, ...] | None = None

@@ -21,6 +21,8 @@ from flowtrail.engine.events import Event
 
 log = logging.getLogger("flowtrail.observers")
 
+# An observer: a plain function (sync or async) called with each masked event copy, after
+# its marker; whatever it raises or however long it takes never changes the run.
 Observer = Callable[[Event], Any]
 _STOP = object()
 

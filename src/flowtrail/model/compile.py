@@ -352,6 +352,8 @@ def compile_definition(
 def compile_file(
     path: str | Path, *, depth: int = 0, cache: dict[Path, Workflow] | None = None
 ) -> Workflow:
+    """Load, validate and compile a workflow file (YAML or JSON) and the child workflows
+    it calls. Raises ``WorkflowError`` naming every problem with its block and line."""
     file = Path(path).resolve()
     definition, positions = read_definition(file)
     cache = {} if cache is None else cache
