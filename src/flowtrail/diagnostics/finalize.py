@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flowtrail.diagnostics.compaction import DEFAULT_BUDGET, compact
-from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.masking import Masker, map_strings
 from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.diagnostics.spans import clean
 from flowtrail.engine.executor import RunResult
@@ -90,13 +90,7 @@ def _error_path(result: RunResult) -> dict[str, Any]:
 
 
 def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
+    return map_strings(value, lambda text: text.replace("\x00", ""))
 
 
 class Finalizer:

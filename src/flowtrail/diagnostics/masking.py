@@ -28,15 +28,7 @@ class Masker:
         return value
 
     def __call__(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self(k) if isinstance(k, str) else k: self(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self(v) for v in value]
-        return value
+        return map_strings(value, self.text) if self.secrets else value
 
 
 _SEAL_OPEN, _SEAL_CLOSE = "\u2063«secret:", "»\u2063"
@@ -53,10 +45,10 @@ class Sealer:
         self.by_name = dict(usable)
 
     def seal(self, value: Any) -> Any:
-        return _walk(value, self._seal_text) if self.by_value else value
+        return map_strings(value, self._seal_text) if self.by_value else value
 
     def unseal(self, value: Any) -> Any:
-        return _walk(value, self._unseal_text)
+        return map_strings(value, self._unseal_text)
 
     def _seal_text(self, text: str) -> str:
         for name, secret in self.by_value:
@@ -77,11 +69,16 @@ class Sealer:
         return _SEALED.sub(put_back, text)
 
 
-def _walk(value: Any, fn: Callable[[str], str]) -> Any:
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` with ``fn`` applied to every string in it, keys included (the one walk that
+    masking, sealing and cleaning a record share); tuples come back as lists, as in JSON."""
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        return {_walk(k, fn) if isinstance(k, str) else k: _walk(v, fn) for k, v in value.items()}
+        return {
+            map_strings(k, fn) if isinstance(k, str) else k: map_strings(v, fn)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_walk(v, fn) for v in value]
+        return [map_strings(v, fn) for v in value]
     return value
