@@ -13,7 +13,7 @@ from flowtrail.model.blocks import Site, block_templates, rules_of
 from flowtrail.model.definition import RESERVED_IDS, BlockBase, WorkflowBlock, WorkflowDefinition
 from flowtrail.model.graph import ERROR_HANDLE, Edge, Node, Scope, Workflow
 from flowtrail.model.limits import MAX_CONTAINER_DEPTH, MAX_WORKFLOW_DEPTH, clip, value_problems
-from flowtrail.model.loading import Positions, read_definition
+from flowtrail.model.loading import Positions, line_of, read_definition
 from flowtrail.model.messages import did_you_mean
 from flowtrail.model.references import References
 from flowtrail.model.startable import child_problems
@@ -49,12 +49,7 @@ class _Compiler:
         path: tuple[str, ...] = (),
         code: str = "invalid_workflow",
     ) -> None:
-        line = None
-        while path:
-            if path in self.positions:
-                line = self.positions[path]
-                break
-            path = path[:-1]
+        line = line_of(self.positions, path)
         self.problems.append(Problem(message, block_id, line, self.filename, code))
 
     def scope(

@@ -190,7 +190,8 @@ def _block_of(loc: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     return block, tuple(clean)
 
 
-def _line(positions: Positions, path: tuple[str, ...]) -> int | None:
+def line_of(positions: Positions, path: tuple[str, ...]) -> int | None:
+    """The file line of ``path``, or of its nearest parent that has one."""
     while path:
         if path in positions:
             return positions[path]
@@ -214,7 +215,7 @@ def _check_types(
                 Problem(
                     "a block must be a mapping with a `type:`",
                     str(block_id),
-                    _line(positions, where),
+                    line_of(positions, where),
                     code="invalid_block",
                 )
             )
@@ -226,7 +227,7 @@ def _check_types(
                 Problem(
                     f"missing `type:` (one of: {', '.join(BLOCK_TYPES)})",
                     str(block_id),
-                    _line(positions, where),
+                    line_of(positions, where),
                     code="missing_type",
                 )
             )
@@ -237,7 +238,7 @@ def _check_types(
                 Problem(
                     f"unknown block type '{clip(kind)}'{hint} (known: {', '.join(BLOCK_TYPES)})",
                     str(block_id),
-                    _line(positions, (*where, "type")),
+                    line_of(positions, (*where, "type")),
                     code="unknown_block_type",
                 )
             )
@@ -257,7 +258,7 @@ def _check_values(data: dict[str, Any], positions: Positions) -> list[Problem]:
             Problem(
                 f"{where}: {reason}" if where else reason,
                 clip(block) if block is not None else None,
-                _line(positions, clean),
+                line_of(positions, clean),
                 code="invalid_value",
             )
         )
@@ -309,7 +310,7 @@ def definition_from_data(
                 Problem(
                     f"{field_path}: {message}" if field_path else message,
                     clip(block) if block else None,
-                    _line(positions, loc),
+                    line_of(positions, loc),
                     code="invalid_field",
                 )
             )
