@@ -27,7 +27,6 @@ from flowtrail.engine.state import ScopeState, chosen_edges, ready_on_resume, se
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import BlockTimeoutError, ReferenceResolutionError
 from flowtrail.model import expressions
-from flowtrail.model.blocks import block_templates
 from flowtrail.model.graph import Node, Scope
 
 if TYPE_CHECKING:
@@ -286,12 +285,11 @@ class ScopeRun:
         limits, and (for a leaf block) its ``timeout``. Anything heavier than plain
         references is evaluated off the event loop, so deadlines, signals and cancel act
         while it runs."""
-        light = all(expressions.is_light(value) for value, _ in block_templates(node.spec))
         timeout = node.spec.timeout if node.scope is None else None  # containers: whole body
         try:
             async with asyncio.timeout(timeout):
                 return await expressions.resolve(
-                    lambda: fn(arg), self.ex.options.limits, light=light
+                    lambda: fn(arg), self.ex.options.limits, light=node.light
                 )
         except TimeoutError:
             raise BlockTimeoutError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from flowtrail.errors import Problem, WorkflowValidationError
@@ -105,14 +106,11 @@ class _Compiler:
                 inner = self.scope(*body, bpath, block_id)
             self.check_block(block_id, spec, bpath)
             nodes[block_id] = Node(
-                block_id, spec.name or block_id, kind, spec, False, inner, _uses(spec)
+                block_id, spec.name or block_id, kind, spec, False, inner, _uses(spec), _light(spec)
             )
         edges = self.edges(nodes, connections, path)
         has_error = {e.source for e in edges if e.handle == ERROR_HANDLE}
-        nodes = {
-            k: Node(n.id, n.name, n.type, n.spec, k in has_error, n.scope, n.uses)
-            for k, n in nodes.items()
-        }
+        nodes = {k: replace(n, has_error_edge=k in has_error) for k, n in nodes.items()}
         incoming: dict[str, list[int]] = {k: [] for k in nodes}
         outgoing: dict[str, list[int]] = {k: [] for k in nodes}
         for e in edges:
@@ -311,6 +309,14 @@ def _uses(spec: BlockBase) -> frozenset[str]:
         with contextlib.suppress(ValueError, RecursionError):  # reported by check_block
             names.update(name for name, _attrs in expressions.references(value))
     return frozenset(names)
+
+
+def _light(spec: BlockBase) -> bool:
+    """Whether every template of a block is a plain reference (decided once, here)."""
+    try:
+        return all(expressions.is_light(value) for value, _inner in block_templates(spec))
+    except (ValueError, RecursionError):  # reported by check_block
+        return False
 
 
 def compile_definition(

@@ -35,6 +35,7 @@ class Node:
     has_error_edge: bool
     scope: Scope | None = None  # the inner graph of a loop or parallel
     uses: frozenset[str] = frozenset()  # top-level names its templates read
+    light: bool = False  # every template a plain reference: evaluated in place, no thread
 
 
 @dataclass(frozen=True, slots=True)
