@@ -286,11 +286,12 @@ class ScopeRun:
         references is evaluated off the event loop, so deadlines, signals and cancel act
         while it runs."""
         timeout = node.spec.timeout if node.scope is None else None  # containers: whole body
+        evaluation = expressions.resolve(lambda: fn(arg), self.ex.options.limits, light=node.light)
+        if timeout is None:  # the common case: no timer to arm on the per-block path
+            return await evaluation
         try:
             async with asyncio.timeout(timeout):
-                return await expressions.resolve(
-                    lambda: fn(arg), self.ex.options.limits, light=node.light
-                )
+                return await evaluation
         except TimeoutError:
             raise BlockTimeoutError(
                 f"timed out after {timeout:g}s while evaluating its templates", node.id
