@@ -23,6 +23,7 @@ from flowtrail.engine.events import RunFinished, RunStarted
 from flowtrail.engine.executor import Execution, RunOptions, RunResult, input_readers
 from flowtrail.engine.observers import Observer, ObserverHub
 from flowtrail.errors import InputError, RunStateError
+from flowtrail.liveness.heartbeat import Heartbeat
 from flowtrail.model.budget import Limits
 from flowtrail.model.compile import compile_definition
 from flowtrail.model.definition import WorkflowDefinition
@@ -89,18 +90,28 @@ class RunHandle:
     # run anyway: an unreachable database must not make a run uncancellable.
     RECORD_TIMEOUT = 2.0
 
-    def __init__(
-        self,
-        run_id: str,
-        execution: Execution,
-        task: asyncio.Task[RunReport],
-        store: Store | None = None,
-    ) -> None:
+    task: asyncio.Task[RunReport]
+
+    def __init__(self, run_id: str, execution: Execution, store: Store | None = None) -> None:
         self.run_id = run_id
         self.execution = execution
-        self.task = task
         self.store = store
+        self.crash_cause: str | None = None
+        self.fenced = False
+        """True once the lease was taken away: the run is no longer this process's."""
         self._cancelling: asyncio.Task[None] | None = None
+
+    def lease_lost(self) -> None:
+        """The heartbeat found the lease taken away (swept, claimed again): stop at once.
+        Nothing this engine writes from now on is accepted; its result becomes a note."""
+        self.fenced = True
+        self.execution.cancel()
+
+    def shut_down(self, cause: str = "worker_shutdown") -> None:
+        """This process gives the run up (a worker shutting down past its grace): the run
+        stops and is recorded ``crashed`` with ``cause``, never left ``running``."""
+        self.crash_cause = cause
+        self.execution.cancel()
 
     def cancel(self, by: str = "api") -> None:
         """Record the cancel request durably, then stop the run (in-flight blocks are
@@ -157,52 +168,165 @@ class Runner:
         observers: Sequence[Observer] = (),
         run_id: str | None = None,
     ) -> RunHandle:
-        """Validate the input, write the run row, and start running. Raises ``InputError``
-        (nothing written) for bad input."""
-        values = validate_inputs(
-            workflow.definition, inputs, mask=Masker(self.settings.masked_secrets).text
-        )
+        """Validate the input, write the run row (claimed by this process: lease epoch 1),
+        and start running. Raises ``InputError`` (nothing written) for bad input."""
+        values = self._validated(workflow, inputs)
         options = self._options(workflow)
         run_id = run_id or new_run_id()
         started_at = time.time()
+        if self.store is None:
+            return self._launch(workflow, values, run_id, started_at, None, observers)
+        await self._write_row(
+            workflow,
+            values,
+            run_id,
+            trigger,
+            status=RunStatus.RUNNING,
+            started_at=started_at,
+            worker=Worker.this_process(),
+            lease_seconds=self.settings.lease_seconds,
+            deadline_seconds=options.deadline_seconds,
+        )
+        return self._launch(workflow, values, run_id, started_at, 1, observers)
+
+    async def enqueue(
+        self,
+        workflow: Workflow,
+        inputs: Any = None,
+        *,
+        trigger: str = "queue",
+        queue_name: str = "flowtrail",
+        expires_in: float | None = None,
+        run_id: str | None = None,
+        retry_of: str | None = None,
+        attempt: int = 1,
+    ) -> RunRecord:
+        """Validate the input and write the run row ``queued`` (with its definition
+        snapshot), for a worker to claim; it expires ``expires_in`` seconds from now if
+        none has. Returns the row. Deferring the queue job is the caller's part."""
+        if self.store is None:
+            raise RunStateError("queueing a run needs the durable record (a database)")
+        values = self._validated(workflow, inputs)
+        run_id = run_id or new_run_id()
+        now = time.time()
+        await self._write_row(
+            workflow,
+            values,
+            run_id,
+            trigger,
+            status=RunStatus.QUEUED,
+            started_at=now,
+            queue_name=queue_name,
+            expires_at=(
+                datetime.fromtimestamp(now + expires_in, UTC) if expires_in is not None else None
+            ),
+            retry_of=retry_of,
+            attempt=attempt,
+        )
+        return await self.store.get_run(run_id)
+
+    async def claim(
+        self,
+        run_id: str,
+        worker: Worker | None = None,
+        *,
+        observers: Sequence[Observer] = (),
+    ) -> RunHandle | None:
+        """Claim a queued run for this process (compare-and-set queued -> running under a
+        new lease epoch) and start executing its stored definition. ``None`` when it is
+        not queued any more (claimed by someone else, cancelled, expired, ended)."""
+        if self.store is None:
+            raise RunStateError("claiming a run needs the durable record (a database)")
+        record = await self.store.claim(
+            run_id, worker or Worker.this_process(), self.settings.lease_seconds
+        )
+        if record is None:
+            return None
+        workflow = await stored_workflow(self.store, record)
+        return self._launch(
+            workflow,
+            record.input,
+            run_id,
+            record.started_at.timestamp(),
+            record.lease_epoch,
+            observers,
+        )
+
+    def _validated(self, workflow: Workflow, inputs: Any) -> Any:
+        return validate_inputs(
+            workflow.definition, inputs, mask=Masker(self.settings.masked_secrets).text
+        )
+
+    async def _write_row(
+        self,
+        workflow: Workflow,
+        values: Any,
+        run_id: str,
+        trigger: str,
+        *,
+        status: RunStatus,
+        started_at: float,
+        deadline_seconds: float | None = None,
+        **fields: Any,
+    ) -> None:
+        assert self.store is not None
+        await self.store.put_snapshot(workflow.definition_hash, workflow.name, workflow.document)
+        await self.store.create_run(
+            NewRun(
+                id=run_id,
+                workflow_name=workflow.name,
+                snapshot_hash=workflow.definition_hash,
+                status=status,
+                trigger=trigger,
+                started_at=datetime.fromtimestamp(started_at, UTC),
+                input=Masker(self.settings.masked_secrets)(values),
+                deadline_at=datetime.fromtimestamp(started_at + deadline_seconds, UTC)
+                if deadline_seconds
+                else None,
+                **fields,
+            )
+        )
+
+    def _launch(
+        self,
+        workflow: Workflow,
+        values: Any,
+        run_id: str,
+        started_at: float,
+        epoch: int | None,
+        observers: Sequence[Observer],
+        *,
+        record: RunRecord | None = None,
+        resume_state: dict[str, Any] | None = None,
+        resume_input: Any = None,
+    ) -> RunHandle:
+        """Start executing a run this process holds (under ``epoch``): the engine, its
+        recorder (when there is a store) and the task that drives it to its end."""
         masker = Masker(self.settings.masked_secrets)
         hub = ObserverHub(list(observers), redact=masker)
         recorder: Recorder | None = None
         if self.store is not None:
-            await self.store.put_snapshot(
-                workflow.definition_hash, workflow.name, workflow.document
-            )
-            await self.store.create_run(
-                NewRun(
-                    id=run_id,
-                    workflow_name=workflow.name,
-                    snapshot_hash=workflow.definition_hash,
-                    status=RunStatus.RUNNING,
-                    trigger=trigger,
-                    started_at=datetime.fromtimestamp(started_at, UTC),
-                    input=masker(values),
-                    worker=Worker.this_process(),
-                    deadline_at=datetime.fromtimestamp(started_at + options.deadline_seconds, UTC)
-                    if options.deadline_seconds
-                    else None,
-                )
-            )
-            recorder = self._recorder(run_id, workflow, started_at, masker)
+            recorder = self._recorder(run_id, workflow, started_at, masker, epoch)
+            if record is not None:
+                recorder.resume_from(record)
         execution = Execution(
             workflow,
             values,
             run_id=run_id,
             hooks=recorder,
             observers=hub,
-            options=options,
+            options=self._options(workflow),
+            resume_state=resume_state,
+            resume_input=resume_input,
         )
-        task = asyncio.ensure_future(
-            self._drive(execution, recorder, hub, started_at, masker, resumed=False)
+        handle = RunHandle(run_id, execution, self.store)
+        handle.task = asyncio.ensure_future(
+            self._drive(handle, recorder, hub, started_at, masker, resumed=record is not None)
         )
-        return RunHandle(run_id, execution, task, self.store)
+        return handle
 
     def _recorder(
-        self, run_id: str, workflow: Workflow, started_at: float, masker: Masker
+        self, run_id: str, workflow: Workflow, started_at: float, masker: Masker, epoch: int | None
     ) -> Recorder:
         assert self.store is not None
         return Recorder(
@@ -213,6 +337,7 @@ class Runner:
             masker=masker,
             cancel_poll_seconds=self.settings.cancel_poll_seconds,
             max_spans=self.settings.max_spans_in_memory,
+            epoch=epoch,
         )
 
     async def run(self, workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunReport:
@@ -239,43 +364,58 @@ class Runner:
             _require_input(run_id, workflow, current.pause_state.get("waiting") or [])
         sealer = Sealer(self.settings.named_secrets)
         sealer.unseal(current.pause_state)  # a missing secret fails before the claim
-        row = await self.store.claim_resume(run_id, Worker.this_process())  # one wins
+        row = await self.store.claim_resume(  # one wins
+            run_id, Worker.this_process(), self.settings.lease_seconds
+        )
         snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
-        started_at = row.started_at.timestamp()
-        masker = Masker(self.settings.masked_secrets)
-        recorder = self._recorder(run_id, workflow, started_at, masker)
-        recorder.resume_from(row)
-        hub = ObserverHub(list(observers), redact=masker)
-        execution = Execution(
+        return self._launch(
             workflow,
             snapshot.get("inputs"),
-            run_id=run_id,
-            hooks=recorder,
-            observers=hub,
-            options=self._options(workflow),
+            run_id,
+            row.started_at.timestamp(),
+            row.lease_epoch,
+            observers,
+            record=row,
             resume_state=snapshot["state"],
             resume_input=resume_input,
         )
-        task = asyncio.ensure_future(
-            self._drive(execution, recorder, hub, started_at, masker, resumed=True)
+
+    def _heartbeat(self, handle: RunHandle, recorder: Recorder) -> Heartbeat | None:
+        """The lease keeper for a run this process holds; none for a database only this
+        connection can see (SQLite ``:memory:``) or a row without a lease."""
+        url = getattr(self.store, "url", "")
+        if recorder.epoch is None or not url or url.endswith(":memory:"):
+            return None
+        heartbeat = Heartbeat(
+            url,
+            handle.run_id,
+            recorder.epoch,
+            self.settings.lease_seconds,
+            loop=asyncio.get_running_loop(),
+            on_cancel=recorder.cancel_requested,
+            on_lost=handle.lease_lost,
         )
-        return RunHandle(run_id, execution, task, self.store)
+        heartbeat.start()
+        return heartbeat
 
     async def _drive(
         self,
-        execution: Execution,
+        handle: RunHandle,
         recorder: Recorder | None,
         hub: ObserverHub,
         started_at: float,
         masker: Masker,
         resumed: bool,
     ) -> RunReport:
+        execution = handle.execution
         run_id = execution.run_id
         hub.start()
         hub.publish(RunStarted(run_id, execution.workflow.name, time.time(), resumed))
         finalizer: Finalizer | None = None
+        heartbeat: Heartbeat | None = None
         if recorder is not None:
             recorder.start_watch(execution.cancel)
+            heartbeat = self._heartbeat(handle, recorder)
             finalizer = Finalizer(
                 recorder,
                 run_id,
@@ -303,6 +443,13 @@ class Runner:
         except Exception as exc:  # an engine bug must still end the run explained
             log.exception("run %s: the engine failed", run_id)
             result = RunResult(RunStatus.FAILED, error=f"internal engine error: {exc!r}")
+        if handle.crash_cause is not None and result.status is RunStatus.CANCELLED:
+            # This process gave the run up (a worker shutting down): it did not end by
+            # itself, and no cancel was asked for; say so, with the cause.
+            result = RunResult(
+                RunStatus.CRASHED,
+                error=f"the run was stopped by its worker ({handle.crash_cause})",
+            )
         if result.status is RunStatus.PAUSED:
             sealer = Sealer(self.settings.named_secrets)
             result = RunResult(
@@ -323,6 +470,9 @@ class Runner:
         failure: str | None = None
         if recorder is not None and finalizer is not None:
             await recorder.stop_watch()
+            if heartbeat is not None:
+                await asyncio.to_thread(heartbeat.stop)
+            finalizer.crash_cause = handle.crash_cause
             persisted = await finalizer.finalize(result)
             if persisted is None and result.status is RunStatus.PAUSED:
                 # The pause snapshot could not be stored, so nothing can ever resume the

@@ -75,6 +75,13 @@ class Settings:
     """``FLOWTRAIL_SECRET_<NAME>`` variables, read as ``secrets.NAME``; masked everywhere."""
     env: Mapping[str, str] = field(default_factory=dict)
     """The process environment; a workflow reads only the variables its ``env:`` lists."""
+    lease_seconds: float = 60.0
+    """``FLOWTRAIL_LEASE_SECONDS``: how long a running run's lease lasts without a
+    heartbeat (renewed every third of it, by a thread). A run whose lease expired is
+    ended ``crashed`` by the sweeper."""
+    sweep_seconds: float = 15.0
+    """``FLOWTRAIL_SWEEP_SECONDS``: how often the sweeper looks for expired leases,
+    stuck cancels, expired queued runs and queue jobs out of step with their runs."""
     env_allow: tuple[str, ...] | None = None
     """``FLOWTRAIL_ENV_ALLOW``: patterns (``fnmatch``, comma-separated) of the variables any
     workflow may read; a declared variable outside them is not readable. None: no limit."""
@@ -86,6 +93,10 @@ class Settings:
             raise SettingsError(f"run_timeout must be positive, got {self.run_timeout}")
         if self.cancel_poll_seconds <= 0:
             raise SettingsError("cancel_poll_seconds must be positive")
+        if not self.lease_seconds > 0:
+            raise SettingsError(f"lease_seconds must be positive, got {self.lease_seconds}")
+        if not self.sweep_seconds > 0:
+            raise SettingsError(f"sweep_seconds must be positive, got {self.sweep_seconds}")
         if self.trace_budget_bytes < 1024:
             raise SettingsError("trace_budget_bytes must be at least 1024")
         if not self.finalize_retry_seconds >= 0:  # also refuses NaN
@@ -117,6 +128,8 @@ class Settings:
             ("FLOWTRAIL_MAX_CONCURRENCY", "max_concurrency", int),
             ("FLOWTRAIL_RUN_TIMEOUT", "run_timeout", float),
             ("FLOWTRAIL_CANCEL_POLL_SECONDS", "cancel_poll_seconds", float),
+            ("FLOWTRAIL_LEASE_SECONDS", "lease_seconds", float),
+            ("FLOWTRAIL_SWEEP_SECONDS", "sweep_seconds", float),
             ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
             ("FLOWTRAIL_FINALIZE_RETRY_SECONDS", "finalize_retry_seconds", float),
             ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),

@@ -34,12 +34,14 @@ _PATHS = {
     RunStatus.FAILED: FinalizationPath.FORCE_FAILED,
     RunStatus.CANCELLED: FinalizationPath.CANCELLED,
     RunStatus.PAUSED: FinalizationPath.PAUSED,
+    RunStatus.CRASHED: FinalizationPath.CRASHED,
 }
 _FALLBACK = {
     FinalizationPath.COMPLETED: FinalizationPath.FALLBACK_COMPLETED,
     FinalizationPath.FORCE_FAILED: FinalizationPath.FORCE_FAILED,
     FinalizationPath.CANCELLED: FinalizationPath.CANCELLED,
     FinalizationPath.PAUSED: FinalizationPath.PAUSED,
+    FinalizationPath.CRASHED: FinalizationPath.CRASHED,
 }
 DEFAULT_FINALIZE_RETRY_SECONDS = 30.0
 FIRST_RETRY_DELAY, MAX_RETRY_DELAY = 0.25, 2.0
@@ -114,6 +116,9 @@ class Finalizer:
         self.retry_seconds = retry_seconds
         self.max_output_bytes = max_output_bytes
         self.outcome: FinalizeOutcome | None = None
+        self.crash_cause: str | None = None
+        """Set when the engine's own process ends the run ``crashed`` (a worker that
+        shuts down hands back its runs)."""
         self._failed_kind: FinalizationPath | None = None
         self.completion_failure: str | None = None
 
@@ -267,6 +272,8 @@ class Finalizer:
             "completed": rec.markers.completed,
             "marker_write_failures": rec.write_failures,
             "pause_state": result.pause_state,
+            "epoch": rec.epoch,
+            "crash_cause": self.crash_cause if result.status is RunStatus.CRASHED else None,
         }
 
     async def force_fail(self, message: str) -> FinalizeOutcome | None:

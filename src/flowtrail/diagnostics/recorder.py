@@ -116,9 +116,13 @@ class Recorder:
         cancel_poll_seconds: float = 0.5,
         on_cancel_requested: Callable[[], None] | None = None,
         max_spans: int = 50_000,
+        epoch: int | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
+        self.epoch = epoch
+        """The lease epoch this engine holds: every write it makes names it, so once the
+        lease is taken away (swept, claimed again) its writes are refused."""
         self.spans = SpanTree(workflow, started_at, masker or Masker(()), max_spans)
         self.usage = Usage()
         self.markers = Markers()
@@ -243,10 +247,10 @@ class Recorder:
         self._in_flight = True
         try:
             cancel = await self.store.write_progress(
-                self.run_id, ProgressWrite(started, completed, cost, failures)
+                self.run_id, ProgressWrite(started, completed, cost, failures, self.epoch)
             )
             if cancel:
-                self._cancel_requested()
+                self.cancel_requested()
         except Exception as exc:
             # Superseded by the next write: put back what no newer marker replaced.
             self.write_failures += 1
@@ -278,7 +282,7 @@ class Recorder:
                 await writer
 
     # -- cancellation ------------------------------------------------------------------
-    def _cancel_requested(self) -> None:
+    def cancel_requested(self) -> None:
         if not self.cancel_seen:
             self.cancel_seen = True
             log.info("run %s: cancellation requested", self.run_id)
@@ -301,7 +305,7 @@ class Recorder:
                 continue
             try:
                 if await self.store.cancel_requested(self.run_id):
-                    self._cancel_requested()
+                    self.cancel_requested()
                 self._last_write = time.monotonic()
             except Exception as exc:
                 log.warning("checking for cancellation of run %s failed: %s", self.run_id, exc)

@@ -69,6 +69,22 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "worker_host": rec.worker_host,
         "worker_pid": rec.worker_pid,
         "claimed_at": _iso(rec.claimed_at),
+        "worker_id": rec.worker_id,
+        "worker_started_at": _iso(rec.worker_started_at),
+        "lease_epoch": rec.lease_epoch,
+        "lease_expires_at": _iso(rec.lease_expires_at),
+        "heartbeat_at": _iso(rec.heartbeat_at),
+        "loop_lag_ms": rec.loop_lag_ms,
+        "loop_blocked_since": _iso(rec.loop_blocked_since),
+        "crash_cause": rec.crash_cause,
+        "queue_name": rec.queue_name,
+        "job_id": rec.job_id,
+        "queued_at": _iso(rec.queued_at),
+        "expires_at": _iso(rec.expires_at),
+        "attempt": rec.attempt,
+        "retry_of": rec.retry_of,
+        "retried_by": rec.retried_by,
+        "retry_from_block": rec.retry_from_block,
         "paused": _pause_summary(rec),
     }
     if include_trace:
@@ -84,7 +100,10 @@ RECORD_KEYS = (
     "ended_at", "duration_ms", "deadline_at", "trace_span_count", "has_trace_spans",
     "cost_total", "tokens", "models", "output", "input", "level", "trigger", "snapshot_hash",
     "marker_write_failures", "cancel_requested_at", "cancel_requested_by", "notes",
-    "parent_run_id", "updated_at", "worker_host", "worker_pid", "claimed_at", "paused",
+    "parent_run_id", "updated_at", "worker_host", "worker_pid", "claimed_at", "worker_id",
+    "worker_started_at", "lease_epoch", "lease_expires_at", "heartbeat_at", "loop_lag_ms",
+    "loop_blocked_since", "crash_cause", "queue_name", "job_id", "queued_at", "expires_at",
+    "attempt", "retry_of", "retried_by", "retry_from_block", "paused",
 )  # fmt: skip
 
 

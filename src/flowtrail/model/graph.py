@@ -89,9 +89,7 @@ def _pause_points(workflow: Workflow, seen: set[int]) -> tuple[str, ...]:
     if id(workflow) in seen:
         return ()
     seen.add(id(workflow))
-    found = [
-        n.id for n in iter_nodes(workflow.root) if getattr(n.spec, "for_", None) == "input"
-    ]
+    found = [n.id for n in iter_nodes(workflow.root) if getattr(n.spec, "for_", None) == "input"]
     for child in workflow.children.values():
         found.extend(_pause_points(child, seen))
     return tuple(found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -11,6 +12,7 @@ from flowtrail.store.records import (
     CancelOutcome,
     Finalization,
     FinalizeOutcome,
+    LeaseRenewal,
     NewRun,
     ProgressWrite,
     RunFilter,
@@ -77,9 +79,29 @@ class Store(Protocol):
 
     async def cancel_requested(self, run_id: str) -> bool: ...
 
-    async def claim_resume(self, run_id: str, worker: Worker | None = None) -> RunRecord:
-        """CAS paused -> running and return the row (with ``pause_state``); ``worker``
-        (the resuming process) becomes the run's ``worker_host``/``worker_pid``."""
+    async def claim(self, run_id: str, worker: Worker, lease_seconds: float) -> RunRecord | None:
+        """CAS queued -> running for ``worker`` under a new lease epoch (the returned row's
+        ``lease_epoch``). ``None`` when the run is not queued any more (claimed, cancelled,
+        ended), was asked to cancel, or is past its time-to-live."""
+        ...
+
+    async def renew_lease(
+        self,
+        run_id: str,
+        epoch: int,
+        lease_seconds: float,
+        loop_lag_ms: int | None = None,
+        loop_blocked_since: datetime | None = None,
+    ) -> LeaseRenewal:
+        """Extend the lease held under ``epoch`` and read the cancel flag, in one
+        statement; ``held`` is False once the lease was taken away."""
+        ...
+
+    async def claim_resume(
+        self, run_id: str, worker: Worker | None = None, lease_seconds: float = 60.0
+    ) -> RunRecord:
+        """CAS paused -> running under a new lease epoch and return the row (with
+        ``pause_state``); ``worker`` (the resuming process) becomes the run's worker."""
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:

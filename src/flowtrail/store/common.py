@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -148,9 +148,40 @@ def progress_params(
     return {
         "id": run_id,
         "now": ts(now),
+        "epoch": write.epoch,
         "cost_total": cost(write.cost_total),
         "marker_write_failures": write.marker_write_failures,
         **marker_params(write.started, write.completed, ts),
+    }
+
+
+def lease_params(
+    run_id: str,
+    epoch: int,
+    now: datetime,
+    lease_seconds: float,
+    ts: TsEncoder,
+    loop_lag_ms: int | None = None,
+    loop_blocked_since: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "epoch": epoch,
+        "now": ts(now),
+        "lease_expires_at": ts(now + timedelta(seconds=lease_seconds)),
+        "loop_lag_ms": loop_lag_ms,
+        "loop_blocked_since": ts(loop_blocked_since),
+    }
+
+
+def claim_params(
+    run_id: str, worker: Worker | None, now: datetime, lease_seconds: float, ts: TsEncoder
+) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "now": ts(now),
+        "lease_expires_at": ts(now + timedelta(seconds=lease_seconds)),
+        **worker_params(worker, ts),
     }
 
 
@@ -163,6 +194,8 @@ def finalize_params(
     return {
         "id": run_id,
         "now": ts(now),
+        "epoch": fin.epoch,
+        "crash_cause": _opt_text(fin.crash_cause),
         "sources": sources,
         "status": fin.status.value,
         "path": fin.path.value,
@@ -212,6 +245,8 @@ def late_result_note(fin: Finalization, now: datetime) -> str:
         "finalized_by": fin.finalized_by.value,
         "error": fin.error_message[:NOTE_ERROR_LIMIT] if fin.error_message else None,
     }
+    if fin.epoch is not None:  # a fenced engine: its lease had been taken away
+        note["epoch"] = fin.epoch
     try:
         output = encode_json(fin.output, "output")
     except StoreError:
@@ -233,20 +268,38 @@ def new_run_params(run: NewRun, now: datetime, ts: TsEncoder) -> dict[str, Any]:
         "input": encode_json(run.input, "input"),
         "parent_run_id": run.parent_run_id,
         "now": ts(now),
-        **worker_params(run.worker),
+        "claimed_at": ts(now) if run.status is RunStatus.RUNNING else None,
+        "lease_epoch": 1 if run.lease_seconds is not None else 0,
+        "lease_expires_at": (
+            ts(now + timedelta(seconds=run.lease_seconds))
+            if run.lease_seconds is not None
+            else None
+        ),
+        "queue_name": run.queue_name,
+        "queued_at": ts(now) if run.status is RunStatus.QUEUED else None,
+        "expires_at": ts(run.expires_at),
+        "retry_of": run.retry_of,
+        "attempt": run.attempt,
+        "retry_from_block": run.retry_from_block,
+        **worker_params(run.worker, ts),
     }
 
 
-def worker_params(worker: Worker | None) -> dict[str, Any]:
+def worker_params(worker: Worker | None, ts: TsEncoder | None = None) -> dict[str, Any]:
+    started = worker.started_at if worker else None
     return {
         "worker_host": worker.host if worker else None,
         "worker_pid": worker.pid if worker else None,
+        "worker_id": worker.id if worker else None,
+        "worker_started_at": ts(started) if ts is not None else started,
     }
 
 
 def row_worker(row: Mapping[str, Any]) -> Worker | None:
     host, pid = row.get("worker_host"), row.get("worker_pid")
-    return None if host is None or pid is None else Worker(str(host), int(pid))
+    if host is None or pid is None:
+        return None
+    return Worker(str(host), int(pid), row.get("worker_id"), parse_ts(row.get("worker_started_at")))
 
 
 def _opt_path(value: Any) -> FinalizationPath | None:
@@ -318,6 +371,22 @@ def row_to_record(row: Mapping[str, Any]) -> RunRecord:
         worker_host=row.get("worker_host"),
         worker_pid=row.get("worker_pid"),
         claimed_at=parse_ts(row.get("claimed_at")),
+        lease_epoch=int(row.get("lease_epoch") or 0),
+        lease_expires_at=parse_ts(row.get("lease_expires_at")),
+        heartbeat_at=parse_ts(row.get("heartbeat_at")),
+        worker_id=row.get("worker_id"),
+        worker_started_at=parse_ts(row.get("worker_started_at")),
+        loop_lag_ms=row.get("loop_lag_ms"),
+        loop_blocked_since=parse_ts(row.get("loop_blocked_since")),
+        queue_name=row.get("queue_name"),
+        job_id=row.get("job_id"),
+        queued_at=parse_ts(row.get("queued_at")),
+        expires_at=parse_ts(row.get("expires_at")),
+        crash_cause=row.get("crash_cause"),
+        retry_of=row.get("retry_of"),
+        retried_by=row.get("retried_by"),
+        retry_from_block=row.get("retry_from_block"),
+        attempt=int(row.get("attempt") or 1),
     )
 
 

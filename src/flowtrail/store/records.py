@@ -47,14 +47,21 @@ class CompletedMarker:
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """The process executing a run: its host name and pid."""
+    """The process executing a run: its host name and pid, the worker's id (a queue
+    worker's name, or ``host:pid`` for an in-process run) and when the process started
+    (so that a reused pid is not mistaken for it)."""
 
     host: str
     pid: int
+    id: str | None = None
+    started_at: datetime | None = None
 
     @classmethod
-    def this_process(cls) -> Worker:
-        return cls(socket.gethostname(), os.getpid())
+    def this_process(cls, worker_id: str | None = None) -> Worker:
+        from flowtrail.liveness.process import process_started_at
+
+        host, pid = socket.gethostname(), os.getpid()
+        return cls(host, pid, worker_id or f"{host}:{pid}", process_started_at(pid))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,14 @@ class NewRun:
     deadline_at: datetime | None = None
     parent_run_id: str | None = None
     worker: Worker | None = None
+    lease_seconds: float | None = None
+    """For a run created ``running``: the first lease (epoch 1) its heartbeat renews."""
+    queue_name: str | None = None
+    expires_at: datetime | None = None
+    """For a run created ``queued``: when it expires if no worker has claimed it."""
+    retry_of: str | None = None
+    attempt: int = 1
+    retry_from_block: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +100,58 @@ class ProgressWrite:
     completed: CompletedMarker | None = None
     cost_total: float | None = None
     marker_write_failures: int | None = None
+    epoch: int | None = None
+    """The lease epoch of the writing engine: the write is refused once the run was
+    claimed again (or ended). ``None``: not fenced (rows from before leases)."""
+    steps: tuple[StepWrite, ...] = ()
+    """Block executions that started or ended since the last write."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepWrite:
+    """One block execution at one position, as the progress write upserts it."""
+
+    position: str
+    block_id: str
+    block_type: str
+    status: str  # running | completed | failed
+    started_at: datetime
+    ended_at: datetime | None = None
+    tries: int = 0
+    cost: float | None = None
+    handle: str | None = None
+    output: Any = None
+    output_truncated: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A step as read back: a ``StepWrite`` plus the run and epoch that wrote it."""
+
+    run_id: str
+    epoch: int
+    position: str
+    block_id: str
+    block_type: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    tries: int
+    cost: float | None
+    handle: str | None
+    output: Any
+    output_truncated: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """What a heartbeat learned: whether the lease is still held (the run is running
+    under this epoch) and whether a cancel was requested."""
+
+    held: bool
+    cancel_requested: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +180,10 @@ class Finalization:
     marker_write_failures: int | None = None
     pause_state: Any = None
     level: str | None = None
+    epoch: int | None = None
+    """The writing engine's lease epoch (see ``ProgressWrite.epoch``); the sweeper and
+    the API write unfenced (``None``) and are guarded by their own conditions."""
+    crash_cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +253,22 @@ class RunRecord:
     worker_host: str | None = None
     worker_pid: int | None = None
     claimed_at: datetime | None = None
+    lease_epoch: int = 0
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    worker_id: str | None = None
+    worker_started_at: datetime | None = None
+    loop_lag_ms: int | None = None
+    loop_blocked_since: datetime | None = None
+    queue_name: str | None = None
+    job_id: int | None = None
+    queued_at: datetime | None = None
+    expires_at: datetime | None = None
+    crash_cause: str | None = None
+    retry_of: str | None = None
+    retried_by: str | None = None
+    retry_from_block: str | None = None
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)

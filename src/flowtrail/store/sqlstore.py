@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -23,6 +24,7 @@ from flowtrail.store.records import (
     CancelOutcome,
     Finalization,
     FinalizeOutcome,
+    LeaseRenewal,
     NewRun,
     ProgressWrite,
     RunFilter,
@@ -214,16 +216,45 @@ class SqlStore(ABC):
             raise self._not_found(run_id)
         return bool(rows[0]["cancel_requested"])
 
-    async def claim_resume(self, run_id: str, worker: Worker | None = None) -> RunRecord:
+    async def claim(self, run_id: str, worker: Worker, lease_seconds: float) -> RunRecord | None:
+        if not can_transition(RunStatus.QUEUED, RunStatus.RUNNING):
+            raise RunStateError("the transition table forbids queued -> running")
+        params = common.claim_params(run_id, worker, common.utcnow(), lease_seconds, self._ts)
+        rows = await self._q("claim", params)
+        return common.row_to_record(rows[0]) if rows else None
+
+    async def renew_lease(
+        self,
+        run_id: str,
+        epoch: int,
+        lease_seconds: float,
+        loop_lag_ms: int | None = None,
+        loop_blocked_since: datetime | None = None,
+    ) -> LeaseRenewal:
+        params = common.lease_params(
+            run_id,
+            epoch,
+            common.utcnow(),
+            lease_seconds,
+            self._ts,
+            loop_lag_ms,
+            loop_blocked_since,
+        )
+        rows = await self._q("renew_lease", params)
+        if not rows:
+            return LeaseRenewal(held=False, cancel_requested=False)
+        return LeaseRenewal(True, rows[0]["cancel_requested_at"] is not None)
+
+    async def claim_resume(
+        self, run_id: str, worker: Worker | None = None, lease_seconds: float = 60.0
+    ) -> RunRecord:
         source, target = RunStatus.PAUSED, RunStatus.RUNNING
         if not can_transition(source, target):  # the table is the authority, not this code
             raise RunStateError(f"the transition table forbids {source} -> {target}")
         params = {
-            "id": run_id,
-            "now": self._ts(common.utcnow()),
             "source": source.value,
             "target": target.value,
-            **common.worker_params(worker),
+            **common.claim_params(run_id, worker, common.utcnow(), lease_seconds, self._ts),
         }
         rows = await self._q("claim_resume", params)
         if rows:

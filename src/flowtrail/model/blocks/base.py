@@ -38,6 +38,7 @@ class BlockRules(Protocol):
 
     retryable: bool
     """Whether ``retry:`` is allowed (on what can fail transiently)."""
+
     @property
     def outputs(self) -> frozenset[str] | None:
         """The fields its output is known to have (``None``: any)."""

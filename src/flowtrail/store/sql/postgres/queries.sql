@@ -18,6 +18,7 @@ UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = 'running'
+  AND (%(epoch)s::integer IS NULL OR lease_epoch = %(epoch)s::integer)
 RETURNING cancel_requested_at
 
 -- name: finalize
@@ -42,8 +43,10 @@ UPDATE workflow_execution_logs SET
     level = %(level)s::text,
     pause_state = CASE WHEN %(keep_pause_state)s::boolean THEN pause_state
         ELSE %(pause_state)s::json END,
+    crash_cause = %(crash_cause)s::text,
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = ANY(%(sources)s::text[])
+  AND (%(epoch)s::integer IS NULL OR lease_epoch = %(epoch)s::integer)
 RETURNING status
 
 -- name: append_note
@@ -89,12 +92,47 @@ UPDATE workflow_execution_logs SET
     finalized_by = NULL,
     ended_at = NULL,
     duration_ms = NULL,
-    worker_host = %(worker_host)s::text,
-    worker_pid = %(worker_pid)s::integer,
-    claimed_at = %(now)s::timestamptz,
-    updated_at = %(now)s::timestamptz
+-- include: take_lease
 WHERE id = %(id)s::text AND status = %(source)s::text AND cancel_requested_at IS NULL
 RETURNING *
+
+-- name: take_lease
+-- A fragment: the claiming process becomes the run's worker under a new lease epoch.
+    worker_host = %(worker_host)s::text,
+    worker_pid = %(worker_pid)s::integer,
+    worker_id = %(worker_id)s::text,
+    worker_started_at = %(worker_started_at)s::timestamptz,
+    claimed_at = %(now)s::timestamptz,
+    lease_epoch = lease_epoch + 1,
+    lease_expires_at = %(lease_expires_at)s::timestamptz,
+    heartbeat_at = %(now)s::timestamptz,
+    loop_lag_ms = NULL,
+    loop_blocked_since = NULL,
+    updated_at = %(now)s::timestamptz
+
+-- name: claim
+-- queued -> running for one worker; a run past its time-to-live is not claimed (the
+-- sweeper expires it). started_at becomes the claim time: a run's duration is its
+-- execution, its wait is started_at - queued_at.
+UPDATE workflow_execution_logs SET
+    status = 'running',
+    started_at = %(now)s::timestamptz,
+-- include: take_lease
+WHERE id = %(id)s::text AND status = 'queued' AND cancel_requested_at IS NULL
+  AND (expires_at IS NULL OR expires_at > %(now)s::timestamptz)
+RETURNING *
+
+-- name: renew_lease
+-- The heartbeat: extends the lease of the engine holding this epoch, records how long
+-- its event loop has been unresponsive, and returns the cancel flag. No row: the lease
+-- was taken away (the run ended, or was claimed again).
+UPDATE workflow_execution_logs SET
+    lease_expires_at = %(lease_expires_at)s::timestamptz,
+    heartbeat_at = %(now)s::timestamptz,
+    loop_lag_ms = %(loop_lag_ms)s::integer,
+    loop_blocked_since = %(loop_blocked_since)s::timestamptz
+WHERE id = %(id)s::text AND status = 'running' AND lease_epoch = %(epoch)s::integer
+RETURNING cancel_requested_at
 
 -- name: cancel_requested
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested
@@ -129,12 +167,18 @@ LIMIT %(limit)s::bigint
 -- name: create_run
 INSERT INTO workflow_execution_logs (
     id, workflow_name, snapshot_hash, status, "trigger", started_at, deadline_at,
-    input, parent_run_id, updated_at, worker_host, worker_pid, claimed_at
+    input, parent_run_id, updated_at, worker_host, worker_pid, worker_id,
+    worker_started_at, claimed_at, lease_epoch, lease_expires_at, heartbeat_at,
+    queue_name, queued_at, expires_at, retry_of, attempt, retry_from_block
 ) VALUES (
     %(id)s::text, %(workflow_name)s::text, %(snapshot_hash)s::text, %(status)s::text,
     %(trigger)s::text, %(started_at)s::timestamptz, %(deadline_at)s::timestamptz,
     %(input)s::json, %(parent_run_id)s::text, %(now)s::timestamptz,
-    %(worker_host)s::text, %(worker_pid)s::integer, %(now)s::timestamptz
+    %(worker_host)s::text, %(worker_pid)s::integer, %(worker_id)s::text,
+    %(worker_started_at)s::timestamptz, %(claimed_at)s::timestamptz,
+    %(lease_epoch)s::integer, %(lease_expires_at)s::timestamptz, %(claimed_at)s::timestamptz,
+    %(queue_name)s::text, %(queued_at)s::timestamptz, %(expires_at)s::timestamptz,
+    %(retry_of)s::text, %(attempt)s::integer, %(retry_from_block)s::text
 )
 
 -- name: put_snapshot

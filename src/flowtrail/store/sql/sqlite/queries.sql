@@ -18,7 +18,7 @@
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = :now
-WHERE id = :id AND status = 'running'
+WHERE id = :id AND status = 'running' AND (:epoch IS NULL OR lease_epoch = :epoch)
 -- The bare column, tested in Python: SQLite 3.40 evaluates "x IS NOT NULL" in a RETURNING
 -- clause as true for every nullable column of a table whose TEXT primary key is NOT NULL.
 RETURNING cancel_requested_at
@@ -44,8 +44,10 @@ UPDATE workflow_execution_logs SET
     models = :models,
     level = :level,
     pause_state = CASE WHEN :keep_pause_state THEN pause_state ELSE :pause_state END,
+    crash_cause = :crash_cause,
     updated_at = :now
 WHERE id = :id AND status IN (SELECT value FROM json_each(:sources))
+  AND (:epoch IS NULL OR lease_epoch = :epoch)
 RETURNING status
 
 -- name: append_note
@@ -91,12 +93,43 @@ UPDATE workflow_execution_logs SET
     finalized_by = NULL,
     ended_at = NULL,
     duration_ms = NULL,
-    worker_host = :worker_host,
-    worker_pid = :worker_pid,
-    claimed_at = :now,
-    updated_at = :now
+-- include: take_lease
 WHERE id = :id AND status = :source AND cancel_requested_at IS NULL
 RETURNING *
+
+-- name: take_lease
+-- A fragment: the claiming process becomes the run's worker under a new lease epoch.
+    worker_host = :worker_host,
+    worker_pid = :worker_pid,
+    worker_id = :worker_id,
+    worker_started_at = :worker_started_at,
+    claimed_at = :now,
+    lease_epoch = lease_epoch + 1,
+    lease_expires_at = :lease_expires_at,
+    heartbeat_at = :now,
+    loop_lag_ms = NULL,
+    loop_blocked_since = NULL,
+    updated_at = :now
+
+-- name: claim
+-- queued -> running for one worker (see the PostgreSQL file).
+UPDATE workflow_execution_logs SET
+    status = 'running',
+    started_at = :now,
+-- include: take_lease
+WHERE id = :id AND status = 'queued' AND cancel_requested_at IS NULL
+  AND (expires_at IS NULL OR expires_at > :now)
+RETURNING *
+
+-- name: renew_lease
+-- The heartbeat (see the PostgreSQL file). No row: the lease was taken away.
+UPDATE workflow_execution_logs SET
+    lease_expires_at = :lease_expires_at,
+    heartbeat_at = :now,
+    loop_lag_ms = :loop_lag_ms,
+    loop_blocked_since = :loop_blocked_since
+WHERE id = :id AND status = 'running' AND lease_epoch = :epoch
+RETURNING cancel_requested_at
 
 -- name: cancel_requested
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested
@@ -131,10 +164,14 @@ LIMIT :limit
 -- name: create_run
 INSERT INTO workflow_execution_logs (
     id, workflow_name, snapshot_hash, status, "trigger", started_at, deadline_at,
-    input, parent_run_id, updated_at, worker_host, worker_pid, claimed_at
+    input, parent_run_id, updated_at, worker_host, worker_pid, worker_id,
+    worker_started_at, claimed_at, lease_epoch, lease_expires_at, heartbeat_at,
+    queue_name, queued_at, expires_at, retry_of, attempt, retry_from_block
 ) VALUES (
     :id, :workflow_name, :snapshot_hash, :status, :trigger, :started_at, :deadline_at,
-    :input, :parent_run_id, :now, :worker_host, :worker_pid, :now
+    :input, :parent_run_id, :now, :worker_host, :worker_pid, :worker_id,
+    :worker_started_at, :claimed_at, :lease_epoch, :lease_expires_at, :claimed_at,
+    :queue_name, :queued_at, :expires_at, :retry_of, :attempt, :retry_from_block
 )
 
 -- name: put_snapshot

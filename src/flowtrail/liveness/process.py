@@ -1,0 +1,79 @@
+"""Is the process that holds a run still alive? Answered on this host only.
+
+A pid alone is not an identity: the kernel reuses pids, so a crashed run's pid may
+belong to an unrelated process by the time anyone looks. A process is identified by its
+pid *and* its start time; a live pid that started at another time is not the same
+process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+# Start times are read at clock-tick resolution and through the boot time, which the
+# kernel reports rounded to the second: two readings of one process can differ by that.
+START_TOLERANCE = timedelta(seconds=2)
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+_BOOT = _boot_time()
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_started_at(pid: int) -> datetime | None:
+    """When process ``pid`` started, or ``None`` when it is not running or this system
+    does not say (no ``/proc``)."""
+    if _BOOT is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces: split after it.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
+    except (IndexError, ValueError):
+        return None
+    return datetime.fromtimestamp(_BOOT + ticks / _TICKS, UTC)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def process_gone(host: str | None, pid: int | None, started_at: datetime | None) -> bool:
+    """True only when it is *known* that the process is gone: it ran on this host and its
+    pid is free, or now belongs to a process that started at another time. Any doubt
+    (another host, no pid recorded) is ``False``: then only the lease can tell."""
+    if host is None or pid is None or host != socket.gethostname():
+        return False
+    if not pid_alive(pid):
+        return True
+    if started_at is None:
+        return False
+    now_started = process_started_at(pid)
+    return now_started is not None and abs(now_started - started_at) > START_TOLERANCE
