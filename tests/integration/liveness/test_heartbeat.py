@@ -88,7 +88,9 @@ async def test_an_engine_whose_lease_was_taken_stops_and_changes_nothing(
     f = flow(one_block("FNS:slow"), CODE)
     runner = Runner(Settings(lease_seconds=0.6), db)
     handle = await runner.start(f.workflow)
-    while (await db2.get_run(handle.run_id)).last_started_block is None:
+    for _ in range(500):  # until the block is running
+        if (await db2.get_run(handle.run_id)).last_started_block is not None:
+            break
         await asyncio.sleep(0.02)
     # Somebody else takes the run over (what a reclaim does): the epoch moves on.
     param = "%(id)s" if db2.backend == "postgres" else ":id"
