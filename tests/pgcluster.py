@@ -9,6 +9,7 @@ Needs the PostgreSQL server binaries and, when run as root, the ``postgres`` sys
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -92,8 +93,6 @@ def private_cluster() -> Iterator[PrivateCluster]:
         cluster.init()
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             cluster.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(folder, ignore_errors=True)
