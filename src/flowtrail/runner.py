@@ -25,10 +25,9 @@ from flowtrail.engine.observers import Observer, ObserverHub
 from flowtrail.errors import InputError, RunStateError
 from flowtrail.liveness.heartbeat import Heartbeat
 from flowtrail.model.budget import Limits
-from flowtrail.model.compile import compile_definition
-from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
+from flowtrail.model.snapshot import snapshot_hash, snapshot_of, workflow_from_snapshot
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store.base import Store
@@ -57,15 +56,23 @@ class RunReport:
 
 
 async def stored_workflow(store: Store, record: RunRecord) -> Workflow:
-    """The exact definition a run started with, rebuilt from its stored snapshot (function
-    modules are looked up beside the file it came from, when the pause recorded it)."""
+    """The exact definition a run started with, child workflows included, rebuilt from its
+    stored snapshot without reading any workflow file (function modules are looked up
+    beside the file it came from)."""
     document = await store.get_snapshot(record.snapshot_hash)
     if document is None:
         raise RunStateError(f"the workflow snapshot {record.snapshot_hash} is missing")
     state = record.pause_state
-    source = state.get("source") if isinstance(state, dict) else None
-    definition = WorkflowDefinition.model_validate(document)
-    return compile_definition(definition, source=Path(source) if source else None)
+    source = state.get("source") if isinstance(state, dict) else None  # older snapshots
+    return workflow_from_snapshot(document, Path(source) if source else None)
+
+
+async def store_snapshot(store: Store, workflow: Workflow) -> str:
+    """Store the run's self-contained definition snapshot; return its hash."""
+    snapshot = snapshot_of(workflow)
+    digest = snapshot_hash(snapshot)
+    await store.put_snapshot(digest, workflow.name, snapshot)
+    return digest
 
 
 def new_run_id() -> str:
@@ -270,12 +277,12 @@ class Runner:
         **fields: Any,
     ) -> None:
         assert self.store is not None
-        await self.store.put_snapshot(workflow.definition_hash, workflow.name, workflow.document)
+        digest = await store_snapshot(self.store, workflow)
         await self.store.create_run(
             NewRun(
                 id=run_id,
                 workflow_name=workflow.name,
-                snapshot_hash=workflow.definition_hash,
+                snapshot_hash=digest,
                 status=status,
                 trigger=trigger,
                 started_at=datetime.fromtimestamp(started_at, UTC),

@@ -30,12 +30,10 @@ from flowtrail.cli.progress import Progress
 from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.view import record_json, unrecorded_json
 from flowtrail.errors import FlowtrailError, InputError, RunStateError
-from flowtrail.model.compile import compile_definition, compile_file
-from flowtrail.model.definition import WorkflowDefinition
-from flowtrail.model.graph import Workflow
+from flowtrail.model.compile import compile_file
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.loading import read_input
-from flowtrail.runner import RunHandle, Runner, RunReport
+from flowtrail.runner import RunHandle, Runner, RunReport, stored_workflow
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
 from flowtrail.store.common import redact_url
@@ -228,7 +226,7 @@ def resume(
                 record = await store.get_run(full_id)
                 if record.status is not RunStatus.PAUSED:
                     raise RunStateError(f"run {full_id} is {record.status.value}, not paused")
-                workflow = await stored_workflow(store, record.snapshot_hash, record.pause_state)
+                workflow = await stored_workflow(store, record)
                 stopper.check()
                 runner = Runner(settings, store)
                 handle = stopper.attach(
@@ -242,13 +240,3 @@ def resume(
                 await store.close()
 
     raise typer.Exit(guard(go, as_json))
-
-
-async def stored_workflow(store: Store, snapshot_hash: str, pause_state: Any) -> Workflow:
-    """The exact definition the run started with, from its snapshot."""
-    document = await store.get_snapshot(snapshot_hash)
-    if document is None:
-        raise RunStateError(f"the workflow snapshot {snapshot_hash} is missing")
-    source = pause_state.get("source") if isinstance(pause_state, dict) else None
-    definition = WorkflowDefinition.model_validate(document)
-    return compile_definition(definition, source=Path(source) if source else None)

@@ -33,12 +33,15 @@ class _Compiler:
         source: Path | None,
         depth: int,
         cache: dict[Path, Workflow],
+        embedded: Mapping[str, Workflow] | None = None,
     ) -> None:
         self.positions = positions
         self.source = source
         self.filename = str(source) if source else None
         self.depth = depth
         self.cache = cache
+        # Children already built from a stored snapshot: never read from disk.
+        self.embedded = embedded
         self.problems: list[Problem] = []
         self.children: dict[str, Workflow] = {}
         self.all_ids: dict[str, tuple[str, ...]] = {}
@@ -273,6 +276,14 @@ class _Compiler:
             )
 
     def child(self, block_id: str, spec: WorkflowBlock, bpath: tuple[str, ...], base: Path) -> None:
+        if self.embedded is not None:
+            # Absent only where the depth limit stopped loading when it was submitted:
+            # the run meets that limit at the same place.
+            embedded = self.embedded.get(spec.path)
+            if embedded is not None:
+                self.children[spec.path] = embedded
+                self.check_child(block_id, spec, bpath, embedded)
+            return
         target = (base / spec.path).resolve()
         if target in self.cache:
             self.children[spec.path] = self.cache[target]
@@ -326,10 +337,14 @@ def compile_definition(
     source: Path | None = None,
     depth: int = 0,
     cache: dict[Path, Workflow] | None = None,
+    children: Mapping[str, Workflow] | None = None,
 ) -> Workflow:
     """Validate a definition into a runnable :class:`Workflow`; raises
-    :class:`WorkflowValidationError` listing every problem found."""
-    compiler = _Compiler(definition, positions or {}, source, depth, {} if cache is None else cache)
+    :class:`WorkflowValidationError` listing every problem found. ``children`` (by the
+    ``path:`` of the workflow blocks) are used as they are instead of loading the files."""
+    compiler = _Compiler(
+        definition, positions or {}, source, depth, {} if cache is None else cache, children
+    )
     if positions is None:  # built in Python, perhaps without definition_from_data's checks
         document = definition.model_dump(by_alias=True, exclude_none=True)
         for path, reason in value_problems(document, keys=True):
