@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from flowtrail.queue.schema import apply_queue_schema
 from flowtrail.store import SqlStore, open_store
 from flowtrail.store.common import redact_url
 
@@ -131,6 +132,7 @@ def pg_server() -> Iterator[PgServer]:
     try:
         server.create("template0", name=server.template)
         migrate_url(pg_url_for(server.template))
+        run_async(lambda: apply_queue_schema(pg_url_for(server.template)))
         yield server
     finally:
         server.shutdown()

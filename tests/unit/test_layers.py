@@ -11,16 +11,17 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "flowtrail"
 
 FORBIDDEN = {
-    "model": {"engine", "diagnostics", "store", "cli", "runner", "settings"},
-    "engine": {"diagnostics", "store", "cli", "runner", "settings"},
-    "store": {"model", "engine", "diagnostics", "cli", "runner", "settings"},
-    "diagnostics": {"cli", "runner", "settings"},
+    "model": {"engine", "diagnostics", "store", "queue", "cli", "runner", "settings"},
+    "engine": {"diagnostics", "store", "queue", "cli", "runner", "settings"},
+    "store": {"model", "engine", "diagnostics", "queue", "cli", "runner", "settings"},
+    "diagnostics": {"queue", "cli", "runner", "settings"},
+    "queue": {"cli"},
     # single modules: the vocabulary and the error tree sit below everything; settings reads
     # defaults from the layers below it; the runner is driven by the CLI, never the reverse
     "status": {"model", "engine", "diagnostics", "store", "cli", "runner", "settings", "errors"},
     "errors": {"model", "engine", "diagnostics", "store", "cli", "runner", "settings", "status"},
-    "settings": {"store", "cli", "runner"},
-    "runner": {"cli"},
+    "settings": {"store", "queue", "cli", "runner"},
+    "runner": {"queue", "cli"},
 }
 
 

@@ -13,6 +13,7 @@ from flowtrail.cli.output import dump, inputs_table
 from flowtrail.errors import WorkflowError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.definition import WorkflowDefinition
+from flowtrail.queue.schema import apply_queue_schema
 from flowtrail.store import open_store
 
 
@@ -94,7 +95,7 @@ def schema() -> None:
 
 
 def db_upgrade(db: DbOption = None) -> None:
-    """Apply pending migrations."""
+    """Apply pending migrations (on PostgreSQL, also the job queue's tables)."""
 
     async def go() -> int:
         store = open_store(settings_for(db).database_url)
@@ -105,6 +106,13 @@ def db_upgrade(db: DbOption = None) -> None:
         finally:
             await store.close()
         err.print(f"applied {len(applied)} migration(s); schema version {version}")
+        if store.backend == "postgres":
+            fresh = await apply_queue_schema(store.url)
+            err.print(
+                "applied the Procrastinate queue schema"
+                if fresh
+                else "the Procrastinate queue schema is in place"
+            )
         return 0
 
     raise typer.Exit(guard(go))
