@@ -85,6 +85,11 @@ class Store(Protocol):
         ended), was asked to cancel, or is past its time-to-live."""
         ...
 
+    async def set_job_id(self, run_id: str, job_id: int) -> None:
+        """Record the queue job that executes a queued run (``RunNotFoundError`` for an
+        unknown id)."""
+        ...
+
     async def renew_lease(
         self,
         run_id: str,

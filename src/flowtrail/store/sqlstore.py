@@ -223,6 +223,10 @@ class SqlStore(ABC):
         rows = await self._q("claim", params)
         return common.row_to_record(rows[0]) if rows else None
 
+    async def set_job_id(self, run_id: str, job_id: int) -> None:
+        if not await self._q("set_job_id", {"id": run_id, "job_id": job_id}):
+            raise self._not_found(run_id)
+
     async def renew_lease(
         self,
         run_id: str,

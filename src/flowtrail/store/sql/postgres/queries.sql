@@ -122,6 +122,13 @@ WHERE id = %(id)s::text AND status = 'queued' AND cancel_requested_at IS NULL
   AND (expires_at IS NULL OR expires_at > %(now)s::timestamptz)
 RETURNING *
 
+-- name: set_job_id
+-- The queue job that will execute a queued run (written just after the job is deferred;
+-- a worker may already have claimed the run, so the status is not checked).
+UPDATE workflow_execution_logs SET job_id = %(job_id)s::bigint
+WHERE id = %(id)s::text
+RETURNING id
+
 -- name: renew_lease
 -- The heartbeat: extends the lease of the engine holding this epoch, records how long
 -- its event loop has been unresponsive, and returns the cancel flag. No row: the lease

@@ -121,6 +121,13 @@ WHERE id = :id AND status = 'queued' AND cancel_requested_at IS NULL
   AND (expires_at IS NULL OR expires_at > :now)
 RETURNING *
 
+-- name: set_job_id
+-- The queue job that will execute a queued run (written just after the job is deferred;
+-- a worker may already have claimed the run, so the status is not checked).
+UPDATE workflow_execution_logs SET job_id = :job_id
+WHERE id = :id
+RETURNING id
+
 -- name: renew_lease
 -- The heartbeat (see the PostgreSQL file). No row: the lease was taken away.
 UPDATE workflow_execution_logs SET
