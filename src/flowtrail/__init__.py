@@ -10,6 +10,8 @@ The public Python API::
     flowtrail.get_run(report.run_id)                        # the stored record
     flowtrail.resume(run_id, {"approved": True})            # continue a paused run
     flowtrail.cancel(run_id)                                # durable cancel request
+    flowtrail.submit(workflow, {"count": 3})                # queue it for a worker
+                                                            # (PostgreSQL)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from flowtrail.errors import (
     BlockError,
     FlowtrailError,
     InputError,
+    QueueError,
     RunNotFoundError,
     RunStateError,
     StoreError,
@@ -34,6 +37,7 @@ from flowtrail.errors import (
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
+from flowtrail.queue.defaults import DEFAULT_QUEUE, require_postgres
 from flowtrail.runner import RunHandle, Runner, RunReport, stored_workflow
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, RunStatus
@@ -107,6 +111,46 @@ def resume(run_id: str, resume_input: Any = None, **kwargs: Any) -> RunReport:
     return asyncio.run(resume_async(run_id, resume_input, **kwargs))
 
 
+async def submit_async(
+    workflow: Workflow,
+    inputs: Any = None,
+    *,
+    settings: Settings | None = None,
+    queue_name: str = DEFAULT_QUEUE,
+    expires_in: float | None = None,
+) -> RunRecord:
+    """Queue a run for a ``flowtrail worker`` and return its record at once (status
+    ``queued``; follow it with ``get_run``). Needs PostgreSQL, migrated with ``flowtrail
+    db upgrade`` (``QueueError`` for another database). The whole definition, child
+    workflows included, is stored with the run: the worker runs exactly this. A run no
+    worker claims within ``expires_in`` seconds (default ``settings.queue_ttl_seconds``,
+    24 h) ends ``failed`` with path ``expired``."""
+    settings = settings or Settings.from_env()
+    require_postgres(settings.database_url)
+    # Imported here: ``import flowtrail`` does not pay for importing Procrastinate.
+    from flowtrail.queue.submit import submit_run
+
+    async with _existing_store(settings, migrate=False) as store:
+        if pending := await store.pending_migrations():
+            raise StoreError(
+                f"the database schema is not up to date ({', '.join(pending)} pending); "
+                "run `flowtrail db upgrade`"
+            )
+        return await submit_run(
+            store,
+            workflow,
+            inputs,
+            settings=settings,
+            queue_name=queue_name,
+            expires_in=expires_in,
+        )
+
+
+def submit(workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunRecord:
+    """The synchronous ``submit_async``."""
+    return asyncio.run(submit_async(workflow, inputs, **kwargs))
+
+
 async def cancel_async(
     run_id: str, *, settings: Settings | None = None, by: str = "api"
 ) -> CancelOutcome:
@@ -144,6 +188,7 @@ __all__ = [
     "InputError",
     "Observer",
     "Prices",
+    "QueueError",
     "Reported",
     "RunHandle",
     "RunNotFoundError",
@@ -171,4 +216,6 @@ __all__ = [
     "resume_async",
     "run",
     "run_async",
+    "submit",
+    "submit_async",
 ]

@@ -17,6 +17,7 @@
     │   └── DatabaseNotFoundError     no database there (reading never creates one)
     ├── RunNotFoundError              no run with that id in the database searched
     ├── AmbiguousRunIdError           a run id prefix that names several runs
+    ├── QueueError                    the job queue cannot be used here (it needs PostgreSQL)
     └── RunStateError                 the run is not in a state that allows this
         └── MissingSecretError        a paused run needs a secret that is not set now
 
@@ -158,6 +159,13 @@ class AmbiguousRunIdError(FlowtrailError):
             f"run id '{prefix}' is ambiguous: {'more than ' if more else ''}"
             f"{len(candidates)} runs start with it ({listed}); give more characters"
         )
+
+
+class QueueError(FlowtrailError):
+    """Queued runs and workers need PostgreSQL (the queue is Procrastinate); raised for
+    another database, naming PostgreSQL."""
+
+    code = "queue_unavailable"
 
 
 class RunStateError(FlowtrailError):

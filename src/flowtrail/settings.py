@@ -85,6 +85,9 @@ class Settings:
     env_allow: tuple[str, ...] | None = None
     """``FLOWTRAIL_ENV_ALLOW``: patterns (``fnmatch``, comma-separated) of the variables any
     workflow may read; a declared variable outside them is not readable. None: no limit."""
+    queue_ttl_seconds: float = 24 * 3600.0
+    """``FLOWTRAIL_QUEUE_TTL_SECONDS``: how long a queued run waits for a worker before it
+    ends ``failed`` with path ``expired`` (``run --queue --expires-in`` overrides it)."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -97,6 +100,10 @@ class Settings:
             raise SettingsError(f"lease_seconds must be positive, got {self.lease_seconds}")
         if not self.sweep_seconds > 0:
             raise SettingsError(f"sweep_seconds must be positive, got {self.sweep_seconds}")
+        if not self.queue_ttl_seconds > 0:  # also refuses NaN
+            raise SettingsError(
+                f"queue_ttl_seconds must be positive, got {self.queue_ttl_seconds}"
+            )
         if self.trace_budget_bytes < 1024:
             raise SettingsError("trace_budget_bytes must be at least 1024")
         if not self.finalize_retry_seconds >= 0:  # also refuses NaN
@@ -135,6 +142,7 @@ class Settings:
             ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),
             ("FLOWTRAIL_EXPRESSION_TIMEOUT_SECONDS", "expression_timeout_seconds", float),
             ("FLOWTRAIL_EXPRESSION_MAX_CHARS", "expression_max_chars", int),
+            ("FLOWTRAIL_QUEUE_TTL_SECONDS", "queue_ttl_seconds", float),
         ):
             if env.get(key):
                 try:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from flowtrail.cli import authoring, records, running
+from flowtrail.cli import authoring, queueing, records, running
 from flowtrail.cli.common import out
 
 
@@ -94,6 +94,7 @@ _command()(running.resume)
 _command()(records.show)
 _command("runs")(records.list_runs)
 _command()(records.cancel)
+_command()(queueing.worker)
 _command()(authoring.validate)
 _command()(authoring.schema)
 db_app.command("upgrade", cls=Command)(authoring.db_upgrade)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import shlex
-import signal
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +9,13 @@ import typer
 
 from flowtrail.cli.common import (
     EXIT_FAILED,
+    EXIT_INVALID,
     EXIT_STORE,
     STATUS_EXIT,
     DbOption,
-    Interrupted,
     JsonOption,
     err,
+    fail,
     guard,
     open_db,
     out,
@@ -27,62 +24,18 @@ from flowtrail.cli.common import (
 )
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.progress import Progress
+from flowtrail.cli.queueing import enqueue
+from flowtrail.cli.stopping import Stopper, resume_command
 from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.view import record_json, unrecorded_json
 from flowtrail.errors import FlowtrailError, InputError, RunStateError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.loading import read_input
-from flowtrail.runner import RunHandle, Runner, RunReport, stored_workflow
+from flowtrail.queue.defaults import DEFAULT_QUEUE
+from flowtrail.runner import Runner, RunReport, stored_workflow
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
-from flowtrail.store.common import redact_url
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class Stopper:
-    """Ctrl-C and SIGTERM for the whole life of a run command.
-
-    Installed before anything else, so a signal never kills the process: before the run
-    starts it means "start nothing" (``Interrupted``); once a run exists it cancels it,
-    which records the request, finalizes the run ``cancelled`` and ends with the summary.
-    The handlers run on the event loop, so they act while a plain-Python block holds a
-    thread and while an ``async`` block awaits.
-    """
-
-    def __init__(self) -> None:
-        self.handle: RunHandle | None = None
-        self.signal: str | None = None
-
-    def __enter__(self) -> Stopper:
-        loop = asyncio.get_running_loop()
-        for sig in SIGNALS:
-            with suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in SIGNALS:
-            with suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        self.signal = self.signal or sig.name
-        if self.handle is not None:
-            self.handle.cancel(f"cli:{self.signal}")
-
-    def check(self) -> None:
-        """Raise ``Interrupted`` if a signal came before the run started."""
-        if self.signal is not None:
-            raise Interrupted(f"{self.signal} received before the run started; nothing was run")
-
-    def attach(self, handle: RunHandle) -> RunHandle:
-        self.handle = handle
-        if self.signal is not None:  # it came while the run row was being written
-            handle.cancel(f"cli:{self.signal}")
-        return handle
 
 
 async def finish(
@@ -103,16 +56,6 @@ async def finish(
             err.print("resume it with:", highlight=False)
             err.print(f"  {resume_command(report.run_id, db)}", highlight=False, markup=False)
     return STATUS_EXIT.get(report.status, EXIT_FAILED)
-
-
-def resume_command(run_id: str, db: str | None) -> str:
-    """The command that resumes a paused run, ``--db`` repeated when one was given; the
-    input is a placeholder to replace with the JSON the waiting block expects (and a
-    password in the URL, shown as ``***``)."""
-    parts = ["flowtrail", "resume", run_id]
-    if db:
-        parts += ["--db", shlex.quote(redact_url(db))]  # a password is not echoed
-    return " ".join([*parts, "--input", "'<JSON>'"])
 
 
 async def not_final(report: RunReport, store: Store, as_json: bool) -> int:
@@ -163,8 +106,57 @@ def run(
         typer.Option("--no-record", help="Do not write the durable record (nothing is stored)."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Queue the run for a `flowtrail worker` (PostgreSQL): print its record "
+            "(status queued) and exit 0 at once.",
+        ),
+    ] = False,
+    queue_name: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help=f"With --queue: the queue (default {DEFAULT_QUEUE})."),
+    ] = None,
+    expires_in: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            metavar="SECONDS",
+            help="With --queue: a run no worker claims by then ends failed, path expired "
+            "(default FLOWTRAIL_QUEUE_TTL_SECONDS, 86400).",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="With --queue: follow the run to its end; exit as `run` does."),
+    ] = False,
 ) -> None:
-    """Run a workflow, showing live progress on stderr, then a summary."""
+    """Run a workflow, showing live progress on stderr, then a summary (or, with
+    --queue, queue it for a worker)."""
+    if queue:
+        _refuse_with_queue(no_record=no_record, timeout=timeout, as_json=as_json)
+        raise typer.Exit(
+            guard(
+                lambda: enqueue(
+                    file,
+                    input,
+                    db,
+                    as_json,
+                    queue_name=queue_name or DEFAULT_QUEUE,
+                    expires_in=expires_in,
+                    wait=wait,
+                ),
+                as_json,
+            )
+        )
+    for given, flag in (
+        (queue_name, "--queue-name"),
+        (expires_in, "--expires-in"),
+        (wait, "--wait"),
+    ):
+        if given:
+            fail(EXIT_INVALID, InputError(f"{flag} goes with --queue"), as_json)
 
     async def go() -> int:
         with Stopper() as stopper:
@@ -195,6 +187,25 @@ def run(
                     await store.close()
 
     raise typer.Exit(guard(go, as_json))
+
+
+def _refuse_with_queue(*, no_record: bool, timeout: float | None, as_json: bool) -> None:
+    """Options of a run in this process that a queued run cannot honour."""
+    if no_record:
+        fail(
+            EXIT_INVALID,
+            InputError("--no-record: a queued run lives in its record; it cannot go without"),
+            as_json,
+        )
+    if timeout is not None:
+        fail(
+            EXIT_INVALID,
+            InputError(
+                "--timeout applies to a run in this process; a queued run keeps its "
+                "workflow's `timeout:` (or the worker's FLOWTRAIL_RUN_TIMEOUT)"
+            ),
+            as_json,
+        )
 
 
 def resume(

@@ -1,5 +1,6 @@
 """Queued runs on PostgreSQL, executed by workers: Procrastinate is the job queue.
 
+    defaults.py  names and defaults, and the PostgreSQL check (no Procrastinate import)
     schema.py    Procrastinate's tables, applied once by ``flowtrail db upgrade``
     app.py       the Procrastinate app and its one task, ``flowtrail.execute_run``
     submit.py    enqueue: the ``queued`` row, then the job (``flowtrail run --queue``)

@@ -10,7 +10,6 @@ files (see the how-to "run workers").
 from __future__ import annotations
 
 import psycopg
-from procrastinate.schema import SchemaManager
 
 from flowtrail.errors import StoreError
 from flowtrail.store.common import redact_url
@@ -32,6 +31,8 @@ async def queue_schema_present(url: str) -> bool:
 
 async def apply_queue_schema(url: str) -> bool:
     """Apply Procrastinate's schema unless it is there; return True when applied now."""
+    from procrastinate.schema import SchemaManager  # only db upgrade pays for the import
+
     try:
         conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
         async with conn, conn.transaction():
