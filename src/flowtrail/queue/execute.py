@@ -16,7 +16,7 @@ import time
 from contextlib import suppress
 from datetime import UTC, datetime
 
-from flowtrail.errors import RunNotFoundError, StoreError, WorkflowError
+from flowtrail.errors import RunNotFoundError, RunStateError, StoreError, WorkflowError
 from flowtrail.runner import RunHandle, Runner
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
@@ -88,6 +88,9 @@ class RunExecutor:
             handle = await self.runner.claim(run_id, self.worker)
         except WorkflowError as exc:  # claimed, but it cannot be rebuilt here
             await self._fail(run_id, not_buildable(exc))
+            return
+        except RunStateError as exc:  # claimed, but its snapshot is gone
+            await self._fail(run_id, f"the run cannot be rebuilt: {exc}")
             return
         if handle is None:
             log.info("job %s: run %s was claimed elsewhere: nothing to do", job_id, run_id)
