@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.acceptance.clitools import BLOCKS, Cli, write_workflow
@@ -70,6 +72,11 @@ def test_a_run_survives_a_postgres_restart(cluster: PrivateCluster, tmp_path: Pa
     assert all(f'"b{i}"' in spans for i in range(STEPS))
     # the heartbeat reconnected and renewed the lease after the restart
     assert record["lease_epoch"] == 1
-    # the restart did reach the run: a progress write failed on the cut connection, was
-    # counted, and was superseded by the next one
-    assert record["marker_write_failures"] >= 1
+    # the restart did happen in the middle of the run (whichever of its connections hit
+    # the cut first, the progress writer, the cancel poll or the heartbeat, reconnected)
+    with psycopg.connect(cluster.url) as conn:
+        row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+    assert row is not None
+    restarted_at = row[0]
+    assert datetime.fromisoformat(record["started_at"]) < restarted_at
+    assert restarted_at < datetime.fromisoformat(record["ended_at"])
