@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,9 +148,15 @@ class Runner:
 
     ``store=None`` runs without a record (nothing can be shown, cancelled or resumed)."""
 
+    BUILT_CACHE = 64
+    """Workflows rebuilt from snapshots that ``claim`` keeps, newest used last: a worker
+    running the same workflow again does not fetch and compile it again (a snapshot is
+    immutable: its hash is its content)."""
+
     def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
         self.settings = settings or Settings()
         self.store = store  # None: the durable record is off
+        self._built: OrderedDict[str, Workflow] = OrderedDict()
 
     def _options(self, workflow: Workflow) -> RunOptions:
         s = self.settings
@@ -249,7 +256,14 @@ class Runner:
         )
         if record is None:
             return None
-        workflow = await stored_workflow(self.store, record)
+        workflow = self._built.get(record.snapshot_hash)
+        if workflow is None:
+            workflow = await stored_workflow(self.store, record)
+            self._built[record.snapshot_hash] = workflow
+            if len(self._built) > self.BUILT_CACHE:
+                self._built.popitem(last=False)
+        else:
+            self._built.move_to_end(record.snapshot_hash)
         return self._launch(
             workflow,
             record.input,
@@ -398,7 +412,7 @@ class Runner:
             handle.run_id,
             recorder.epoch,
             self.settings.lease_seconds,
-            loop=asyncio.get_running_loop(),
+            asyncio.get_running_loop(),
             on_cancel=recorder.cancel_requested,
             on_lost=handle.lease_lost,
         )
@@ -478,7 +492,7 @@ class Runner:
         if recorder is not None and finalizer is not None:
             await recorder.stop_watch()
             if heartbeat is not None:
-                await asyncio.to_thread(heartbeat.stop)
+                heartbeat.stop()
             finalizer.crash_cause = handle.crash_cause
             persisted = await finalizer.finalize(result)
             if persisted is None and result.status is RunStatus.PAUSED:

@@ -67,23 +67,8 @@ class RunExecutor:
             task.cancel()
 
     async def execute(self, run_id: str, job_id: int | None) -> None:
-        try:
-            record = await self.store.get_run(run_id)
-        except RunNotFoundError:
-            log.warning("job %s names run %s, which does not exist: nothing to do", job_id, run_id)
-            return
-        if record.status is not RunStatus.QUEUED:
-            log.info(
-                "job %s: run %s is %s, not queued (already claimed, cancelled or ended): "
-                "nothing to do",
-                job_id,
-                run_id,
-                record.status.value,
-            )
-            return
-        if record.expires_at is not None and record.expires_at.timestamp() <= time.time():
-            await self._expire(record)
-            return
+        # Claim first: the common case costs one round trip; only a job that finds its
+        # run not claimable reads the row, to say why (and to expire it if it is due).
         try:
             handle = await self.runner.claim(run_id, self.worker)
         except WorkflowError as exc:  # claimed, but it cannot be rebuilt here
@@ -93,7 +78,7 @@ class RunExecutor:
             await self._fail(run_id, f"the run cannot be rebuilt: {exc}")
             return
         if handle is None:
-            log.info("job %s: run %s was claimed elsewhere: nothing to do", job_id, run_id)
+            await self._not_claimed(run_id, job_id)
             return
         task = asyncio.current_task()
         assert task is not None
@@ -108,6 +93,27 @@ class RunExecutor:
         finally:
             self._tasks.pop(run_id, None)
         log.info("run %s ended %s", run_id, report.status.value)
+
+    async def _not_claimed(self, run_id: str, job_id: int | None) -> None:
+        try:
+            record = await self.store.get_run(run_id)
+        except RunNotFoundError:
+            log.warning("job %s names run %s, which does not exist: nothing to do", job_id, run_id)
+            return
+        if (
+            record.status is RunStatus.QUEUED
+            and record.expires_at is not None
+            and record.expires_at.timestamp() <= time.time()
+        ):
+            await self._expire(record)
+            return
+        log.info(
+            "job %s: run %s is %s, not claimable here (claimed elsewhere, cancelled or "
+            "ended): nothing to do",
+            job_id,
+            run_id,
+            record.status.value,
+        )
 
     async def _hand_back(self, handle: RunHandle) -> None:
         """Stop the engine as ``crashed`` with cause ``worker_shutdown``; it records that

@@ -14,11 +14,17 @@
         %(marker_write_failures)s::integer),
 
 -- name: write_progress
+-- Progress is the relaxed durability class (SPEC §4): it must survive the death of the
+-- process running the workflow, not a crash of the database server. set_config(..., true)
+-- turns synchronous_commit off for this statement's own transaction only (autocommit:
+-- one statement, one transaction), so the commit does not wait for the WAL flush; the
+-- session, and every claim, cancel, pause and terminal write, stays fully synchronous.
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = 'running'
   AND (%(epoch)s::integer IS NULL OR lease_epoch = %(epoch)s::integer)
+  AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 RETURNING cancel_requested_at
 
 -- name: finalize
