@@ -359,6 +359,8 @@ class Runner:
             cancel_poll_seconds=self.settings.cancel_poll_seconds,
             max_spans=self.settings.max_spans_in_memory,
             epoch=epoch,
+            sealer=Sealer(self.settings.named_secrets),
+            max_step_output_bytes=self.settings.max_step_output_bytes,
         )
 
     async def run(self, workflow: Workflow, inputs: Any = None, **kwargs: Any) -> RunReport:

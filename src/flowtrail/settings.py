@@ -16,6 +16,7 @@ from flowtrail.diagnostics.finalize import (
     MAX_OUTPUT_BYTES,
     MIN_OUTPUT_BYTES,
 )
+from flowtrail.diagnostics.steps import DEFAULT_MAX_STEP_OUTPUT_BYTES
 from flowtrail.engine.blocks import Prices
 from flowtrail.errors import SettingsError
 from flowtrail.model.budget import DEFAULT_MAX_CHARS, DEFAULT_TIMEOUT_SECONDS
@@ -61,6 +62,10 @@ class Settings:
     """Largest run output stored as is (its JSON text in UTF-8 bytes); a larger one is
     stored as a truncated preview with truncation metadata, so every record fits every
     backend's limits (PostgreSQL's jsonb stops at 256 MB)."""
+    max_step_output_bytes: int = DEFAULT_MAX_STEP_OUTPUT_BYTES
+    """``FLOWTRAIL_MAX_STEP_OUTPUT_BYTES``: largest block output kept on its step record
+    (JSON text, UTF-8 bytes; default 1 MiB). A larger one is kept as a truncated preview,
+    and a retry runs that block again instead of reusing it."""
     expression_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     """How long the templates of one block (or one loop condition) may take to evaluate."""
     expression_max_chars: int = DEFAULT_MAX_CHARS
@@ -119,6 +124,11 @@ class Settings:
             raise SettingsError(
                 f"expression_max_chars must be at least 1000, got {self.expression_max_chars}"
             )
+        if not MIN_OUTPUT_BYTES <= self.max_step_output_bytes <= MAX_OUTPUT_BYTES:
+            raise SettingsError(
+                f"max_step_output_bytes must be between {MIN_OUTPUT_BYTES} and "
+                f"{MAX_OUTPUT_BYTES}, got {self.max_step_output_bytes}"
+            )
         if not MIN_OUTPUT_BYTES <= self.max_output_bytes <= MAX_OUTPUT_BYTES:
             raise SettingsError(
                 f"max_output_bytes must be between {MIN_OUTPUT_BYTES} and {MAX_OUTPUT_BYTES}, "
@@ -140,6 +150,7 @@ class Settings:
             ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
             ("FLOWTRAIL_FINALIZE_RETRY_SECONDS", "finalize_retry_seconds", float),
             ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),
+            ("FLOWTRAIL_MAX_STEP_OUTPUT_BYTES", "max_step_output_bytes", int),
             ("FLOWTRAIL_EXPRESSION_TIMEOUT_SECONDS", "expression_timeout_seconds", float),
             ("FLOWTRAIL_EXPRESSION_MAX_CHARS", "expression_max_chars", int),
             ("FLOWTRAIL_QUEUE_TTL_SECONDS", "queue_ttl_seconds", float),

@@ -11,21 +11,21 @@ returns ``None`` and the caller must report the record as not final.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flowtrail.diagnostics.capping import cap_output, json_safe
 from flowtrail.diagnostics.compaction import DEFAULT_BUDGET, compact
-from flowtrail.diagnostics.masking import Masker, map_strings
+from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.recorder import Recorder
 from flowtrail.diagnostics.spans import clean
 from flowtrail.engine.executor import RunResult
 from flowtrail.errors import StoreUnavailableError
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store.common import MAX_DURATION_MS
-from flowtrail.store.records import Finalization, FinalizeOutcome
+from flowtrail.store.records import Finalization, FinalizeOutcome, StepWrite
 
 log = logging.getLogger("flowtrail.diagnostics")
 
@@ -49,9 +49,6 @@ FIRST_RETRY_DELAY, MAX_RETRY_DELAY = 0.25, 2.0
 # default SQLITE_MAX_LENGTH (1 GB), so the record always fits both.
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES = 1024, 128 * 1024 * 1024
-# A truncated output keeps this fraction of the cap as a preview of its JSON text: one
-# character escapes to at most 6 bytes, so the preview document stays under the cap.
-_PREVIEW_DIVISOR = 8
 
 
 def duration_ms(started_at: float, ended_at: float) -> int:
@@ -59,40 +56,9 @@ def duration_ms(started_at: float, ended_at: float) -> int:
     return int(min(MAX_DURATION_MS, max(1, round((ended_at - started_at) * 1000))))
 
 
-def json_safe(value: Any) -> Any:
-    """A JSON-storable stand-in for a value the strict encoder refused: unknown objects
-    become their ``repr``, NUL characters (which PostgreSQL cannot store) are dropped, and
-    something that cannot be walked at all (a cycle) becomes one ``repr``."""
-    try:
-        plain = json.loads(json.dumps(value, default=repr, allow_nan=False))
-    except (ValueError, TypeError, RecursionError):
-        return {"unserializable": repr(value)[:2000].replace("\x00", "")}
-    return _without_nul(plain)
-
-
-def cap_output(value: Any, max_bytes: int) -> tuple[Any, dict[str, Any] | None]:
-    """``value`` when its JSON text fits ``max_bytes`` (UTF-8), else a stand-in document
-    with truncation metadata and a preview of the text, plus that metadata."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return value, None  # not JSON at all: the store refuses it, the fallback repairs it
-    if len(text) <= max_bytes // 4:  # at most 4 bytes per character: surely fits
-        return value, None
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size <= max_bytes:
-        return value, None
-    meta = {"truncated": True, "original_bytes": size, "max_output_bytes": max_bytes}
-    return {**meta, "preview": text[: max_bytes // _PREVIEW_DIVISOR]}, meta
-
-
 def _error_path(result: RunResult) -> dict[str, Any]:
     """Where a failure inside child workflows happened, for the record's ``error.path``."""
     return {"error_path": list(result.error_path)} if len(result.error_path) > 1 else {}
-
-
-def _without_nul(value: Any) -> Any:
-    return map_strings(value, lambda text: text.replace("\x00", ""))
 
 
 class Finalizer:
@@ -121,6 +87,7 @@ class Finalizer:
         shuts down hands back its runs)."""
         self._failed_kind: FinalizationPath | None = None
         self.completion_failure: str | None = None
+        self.steps: tuple[StepWrite, ...] = ()
 
     async def finalize(self, result: RunResult) -> FinalizeOutcome | None:
         """Idempotent: a second call returns the first result. After a failed attempt that
@@ -134,6 +101,10 @@ class Finalizer:
         ):
             return None
         await self.recorder.drain()
+        # The steps not written yet ride on the full record; the minimal one is made of
+        # plain values only and goes without them.
+        newest = {(s.position, s.block_id): s for s in self.steps + self.recorder.steps.take()}
+        self.steps = tuple(newest.values())
         if path is FinalizationPath.PAUSED and await self._cancel_pending():
             # Asked to cancel while it was pausing: there is nothing to resume for.
             result = RunResult(RunStatus.CANCELLED, output={"cancelled": True})
@@ -220,6 +191,7 @@ class Finalizer:
             output=output,
             execution_data=data,
             has_trace_spans=data.get("trace") is not None,
+            steps=self.steps,
             **self._shared(result, path, ended),
         )
 

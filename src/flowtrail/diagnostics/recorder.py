@@ -1,10 +1,12 @@
-"""Records a run's events durably: progress markers by group commit, spans, cost, and the
-cancellation watch. Nothing here can fail the run: every store error is caught and counted.
+"""Records a run's events durably: progress markers and steps by group commit, spans,
+cost, and the cancellation watch. Nothing here can fail the run: every store error is
+caught and counted.
 
 Group commit: a block's start marker must be durable before its code runs, but concurrent
 blocks share one write. While a write is in flight, new requests wait and the next write
 covers all of them (only the newest marker matters: markers are monotonic). Completion
-markers never wait; they ride on the next write, or the final one.
+markers never wait; they ride on the next write, or the final one. Steps (see
+``diagnostics.steps``) travel the same way, in the same round trip as the markers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flowtrail.diagnostics.masking import Masker
+from flowtrail.diagnostics.masking import Masker, Sealer
 from flowtrail.diagnostics.spans import SpanTree
+from flowtrail.diagnostics.steps import DEFAULT_MAX_STEP_OUTPUT_BYTES, StepLog
 from flowtrail.engine.events import (
     BlockCompleted,
     BlockStarted,
@@ -117,6 +120,8 @@ class Recorder:
         on_cancel_requested: Callable[[], None] | None = None,
         max_spans: int = 50_000,
         epoch: int | None = None,
+        sealer: Sealer | None = None,
+        max_step_output_bytes: int = DEFAULT_MAX_STEP_OUTPUT_BYTES,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -126,6 +131,7 @@ class Recorder:
         self.spans = SpanTree(workflow, started_at, masker or Masker(()), max_spans)
         self.usage = Usage()
         self.markers = Markers()
+        self.steps = StepLog(sealer or Sealer({}), masker or Masker(()), max_step_output_bytes)
         self.write_failures = 0
         self.cancel_seen = False
         self._cancel_poll_seconds = cancel_poll_seconds
@@ -157,6 +163,7 @@ class Recorder:
     # -- RunHooks ----------------------------------------------------------------------
     async def block_started(self, event: StartEvent) -> None:
         self._backlog.append(event)
+        self.steps.note(event)
         marker = StartedMarker(
             event.block_id, event.block_name, event.block_type, _dt(event.started_at)
         )
@@ -165,6 +172,7 @@ class Recorder:
 
     def record(self, event: Event) -> None:
         self._backlog.append(event)
+        self.steps.note(event)
         if len(self._backlog) >= _BACKLOG_LIMIT:
             self.digest()
         if isinstance(event, BlockStarted):  # not awaited (the start block): rides along
@@ -241,13 +249,15 @@ class Recorder:
         started, completed = self.markers.take()
         cost = self.usage.cost_total if self._cost_dirty else None
         self._cost_dirty = False
-        if not (started or completed or cost is not None):
+        steps = self.steps.take()
+        if not (started or completed or cost is not None or steps):
             return
         failures = self.write_failures if self.write_failures else None
         self._in_flight = True
         try:
             cancel = await self.store.write_progress(
-                self.run_id, ProgressWrite(started, completed, cost, failures, self.epoch)
+                self.run_id,
+                ProgressWrite(started, completed, cost, failures, self.epoch, steps),
             )
             if cancel:
                 self.cancel_requested()
@@ -258,6 +268,7 @@ class Recorder:
                 "progress write for run %s failed (%s); it will be retried", self.run_id, exc
             )
             self.markers.put_back(started, completed)
+            self.steps.put_back(steps)
             self._cost_dirty = self._cost_dirty or cost is not None
         finally:
             self._in_flight = False
@@ -265,8 +276,8 @@ class Recorder:
 
     async def drain(self) -> None:
         """Wait until no write is in flight or asked for, looping (writes can arrive while
-        draining). Markers not yet written need no write of their own: the terminal or
-        pause write folds them in."""
+        draining). Markers and steps not yet written need no write of their own: the
+        terminal or pause write folds them in."""
         while self._waiters or self._in_flight:
             if self._waiters and (self._writer is None or self._writer.done()):
                 self._writer = asyncio.ensure_future(self._write_loop())

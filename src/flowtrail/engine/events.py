@@ -20,6 +20,21 @@ class Frame:
 Path = tuple[Frame, ...]
 
 
+def position_of(path: Path) -> str:
+    """Where in a run a block executes, as text: ``"lp[3]/par[0]"`` (iteration 3 of loop
+    ``lp``, branch 0 of parallel ``par`` inside it), ``""`` at the top level. The same
+    workflow gives the same positions on every run, which is how a retry finds the
+    steps of the run it retries."""
+    if not path:
+        return ""
+    return "/".join(f"{frame.container_id}[{frame.index}]" for frame in path)
+
+
+def containers_in(position: str) -> list[str]:
+    """The container (and ``workflow`` block) ids a position passes through."""
+    return [part.partition("[")[0] for part in position.split("/")] if position else []
+
+
 @dataclass(frozen=True, slots=True)
 class Tokens:
     prompt: int = 0
@@ -69,6 +84,8 @@ class BlockCompleted:
     paused: bool = False
     logs: str | None = None  # what a function block printed or logged, bounded
     logs_truncated: int = 0  # characters dropped from the middle of ``logs``
+    handle: str | None = None  # the branch or route a condition or router took
+    reused: bool = False  # a retry took its output from the run it retries; it did not run
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,6 +253,7 @@ class ScopeRun:
             paused=paused,
             logs=logs,
             logs_truncated=dropped,
+            handle=result.handle if result is not None else None,
         )
 
     async def attempt(self, node: Node, kind: Leaf, inputs: Any) -> tuple[BlockResult, int]:

@@ -17,6 +17,7 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunFilter,
     RunRecord,
+    StepRecord,
     Worker,
 )
 
@@ -61,9 +62,20 @@ class Store(Protocol):
     async def create_run(self, run: NewRun) -> None: ...
 
     async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
-        """One round trip, applied only while the run is ``running``. Returns True when the
-        engine should stop: a cancellation was requested, or the run is no longer running
-        (another writer ended it)."""
+        """One round trip, applied only while the run is ``running`` (under ``epoch``):
+        the markers and the steps together. Returns True when the engine should stop: a
+        cancellation was requested, or the run is no longer running (another writer
+        ended it)."""
+        ...
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps (block executions and containers), in the order they started."""
+        ...
+
+    async def create_retry(self, run: NewRun) -> None:
+        """Create ``run``, a retry of ``run.retry_of``, and name it on the old row
+        (``retried_by``), atomically. ``RunStateError`` when the old run is not crashed,
+        failed or cancelled, or was retried already; ``RunNotFoundError`` when unknown."""
         ...
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:

@@ -23,6 +23,8 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunRecord,
     StartedMarker,
+    StepRecord,
+    StepWrite,
     Worker,
 )
 
@@ -153,6 +155,63 @@ def progress_params(
         "marker_write_failures": write.marker_write_failures,
         **marker_params(write.started, write.completed, ts),
     }
+
+
+def step_rows(steps: tuple[StepWrite, ...]) -> list[dict[str, Any]]:
+    """The steps of one write as plain rows: the same for both backends (PostgreSQL
+    reads them with ``json_to_recordset``, SQLite binds them one by one). Timestamps are
+    ISO text and the output is its JSON text, so neither backend re-normalises it."""
+    return [
+        {
+            "position": step.position,
+            "block_id": step.block_id,
+            "block_type": step.block_type,
+            "status": step.status,
+            "started_at": ts_text(step.started_at),
+            "ended_at": ts_text(step.ended_at),
+            "tries": step.tries,
+            "cost": cost(step.cost),
+            "handle": step.handle,
+            "output": _step_output(step),
+            "output_truncated": step.output_truncated,
+            "error": _opt_text(step.error),
+            "iterations_total": step.iterations_total,
+            "iterations_done": step.iterations_done,
+        }
+        for step in steps
+    ]
+
+
+def _step_output(step: StepWrite) -> str | None:
+    # The recorder hands over JSON-safe values; should one still be refused, the step is
+    # written without it rather than failing (and re-failing) every progress write.
+    try:
+        return encode_json(step.output, "step output")
+    except StoreError as exc:
+        return encode_json({"unrecordable": str(exc)[:500]}, "step output")
+
+
+def row_to_step(row: Mapping[str, Any]) -> StepRecord:
+    started = parse_ts(row["started_at"])
+    assert started is not None  # NOT NULL column
+    return StepRecord(
+        run_id=row["run_id"],
+        epoch=int(row["epoch"]),
+        position=row["position"],
+        block_id=row["block_id"],
+        block_type=row["block_type"],
+        status=row["status"],
+        started_at=started,
+        ended_at=parse_ts(row["ended_at"]),
+        tries=int(row["tries"]),
+        cost=None if row["cost"] is None else float(row["cost"]),
+        handle=row["handle"],
+        output=decode_json(row["output"]),
+        output_truncated=bool(row["output_truncated"]),
+        error=row["error"],
+        iterations_total=row.get("iterations_total"),
+        iterations_done=row.get("iterations_done"),
+    )
 
 
 def lease_params(
@@ -387,6 +446,22 @@ def row_to_record(row: Mapping[str, Any]) -> RunRecord:
         retried_by=row.get("retried_by"),
         retry_from_block=row.get("retry_from_block"),
         attempt=int(row.get("attempt") or 1),
+    )
+
+
+def not_retryable(rec: RunRecord) -> str:
+    """Why ``rec`` cannot be retried (it is not crashed, failed or cancelled, or it was
+    retried already)."""
+    if rec.retried_by:
+        return (
+            f"run {rec.id} was already retried by run {rec.retried_by}; "
+            "retry the newest attempt instead"
+        )
+    if rec.status.terminal:
+        return f"run {rec.id} is {rec.status.value}: there is nothing to retry"
+    return (
+        f"run {rec.id} is {rec.status.value}, not ended: only a crashed, failed or "
+        "cancelled run can be retried"
     )
 
 

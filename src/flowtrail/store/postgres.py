@@ -6,6 +6,7 @@ next call, so a database restart costs the calls made while it was down, not the
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -102,6 +103,24 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise self._translate(exc, conn) from exc
 
+    async def _fetch_with_steps(
+        self, name: str, params: Mapping[str, Any], steps: list[Row]
+    ) -> list[Row]:
+        # One statement: the query's UPDATE is a CTE the steps' upsert reads its epoch from.
+        steps_json = json.dumps(steps, ensure_ascii=False, separators=(",", ":"))
+        return await self._fetch(self._queries[name], {**params, "steps": steps_json}, hot=True)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        async with self._lock:
+            conn = await self._live()
+            try:
+                self.round_trips += 2  # BEGIN and COMMIT/ROLLBACK
+                async with conn.transaction():
+                    yield
+            except psycopg.Error as exc:
+                raise self._translate(exc, conn) from exc
+
     def _translate(self, exc: psycopg.Error, conn: Connection) -> StoreError:
         message = f"PostgreSQL store {common.redact_url(self.url)}: {self._scrub(str(exc))}"
         sqlstate = exc.sqlstate or ""
@@ -128,18 +147,11 @@ class _PostgresMigrations:
 
     @asynccontextmanager
     async def locked_transaction(self) -> AsyncIterator[None]:
-        store = self._store
-        async with store._lock:
-            conn = await store._live()
-            try:
-                store.round_trips += 2  # BEGIN and COMMIT/ROLLBACK
-                async with conn.transaction():
-                    # Held until COMMIT: a second process migrating at the same time
-                    # waits here, then sees the versions this one recorded.
-                    await store._q_unlocked("migration_lock", {})
-                    yield
-            except psycopg.Error as exc:
-                raise store._translate(exc, conn) from exc
+        async with self._store._transaction():
+            # Held until COMMIT: a second process migrating at the same time waits
+            # here, then sees the versions this one recorded.
+            await self._store._q_unlocked("migration_lock", {})
+            yield
 
     async def applied_versions(self) -> set[str]:
         present = await self._store._q_unlocked("migrations_table_exists", {})

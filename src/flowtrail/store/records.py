@@ -123,6 +123,10 @@ class StepWrite:
     output: Any = None
     output_truncated: bool = False
     error: str | None = None
+    iterations_total: int | None = None
+    """A loop's or parallel's step: its iterations or branches (``None`` when not known
+    in advance: a ``while`` loop), and how many of them ended so far."""
+    iterations_done: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,8 @@ class StepRecord:
     output: Any
     output_truncated: bool
     error: str | None
+    iterations_total: int | None = None
+    iterations_done: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,8 @@ class Finalization:
     """The writing engine's lease epoch (see ``ProgressWrite.epoch``); the sweeper and
     the API write unfenced (``None``) and are guarded by their own conditions."""
     crash_cause: str | None = None
+    steps: tuple[StepWrite, ...] = ()
+    """Steps not written yet: they ride on this write, applied only if it wins."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,9 @@ TABLES: dict[str, dict[str, Column]] = {
         "output": Column("document"),
         "output_truncated": _required("bool"),
         "error": Column("text"),
+        # 0005: a container's progress (a block's step leaves both NULL)
+        "iterations_total": Column("integer"),
+        "iterations_done": Column("integer"),
     },
 }
 

@@ -159,6 +159,54 @@ class SqliteStore(SqlStore):
             raise self._translate(exc) from exc
         return [dict(row) for row in rows]
 
+    async def _fetch_with_steps(
+        self, name: str, params: Mapping[str, Any], steps: list[Row]
+    ) -> list[Row]:
+        if not steps:
+            return await self._fetch(self._queries[name], params)
+        if self._db is None:
+            raise StoreError("the store is not open; await store.open() first")
+        db, statement, upsert = self._db, self._queries[name], self._queries["write_steps"]
+
+        def both() -> list[Row]:
+            # Runs on the connection's own thread: the two statements and their
+            # transaction cost one hop there and back, like a single statement.
+            conn = db._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = [dict(row) for row in conn.execute(statement, params).fetchall()]
+                if rows:  # the run took the write: its steps go under its epoch
+                    epoch = rows[0]["lease_epoch"]
+                    run_id = params["id"]
+                    conn.executemany(
+                        upsert, [{**step, "run_id": run_id, "epoch": epoch} for step in steps]
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return rows
+
+        # One round trip, honestly: aiosqlite's queueing call (the one its own execute
+        # uses) hands the whole function to the connection thread at once.
+        self.round_trips += 1
+        try:
+            return await db._execute(both)  # type: ignore[no-untyped-call,no-any-return]
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            raise self._translate(exc) from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        async with self._lock:
+            await self._fetch("BEGIN IMMEDIATE", {})
+            try:
+                yield
+            except BaseException:
+                with suppress(StoreError):
+                    await self._fetch("ROLLBACK", {})
+                raise
+            await self._fetch("COMMIT", {})
+
     def _translate(self, exc: Exception) -> StoreError:
         message = f"SQLite store {self.url}: {exc}"
         if isinstance(exc, sqlite3.OperationalError) and any(
@@ -183,18 +231,10 @@ class _SqliteMigrations:
 
     @asynccontextmanager
     async def locked_transaction(self) -> AsyncIterator[None]:
-        store = self._store
-        async with store._lock:
-            # IMMEDIATE takes the write lock now, so two migrators queue (busy_timeout)
-            # instead of both reading "not applied" and colliding on the DDL.
-            await store._fetch("BEGIN IMMEDIATE", {})
-            try:
-                yield
-            except BaseException:
-                with suppress(StoreError):
-                    await store._fetch("ROLLBACK", {})
-                raise
-            await store._fetch("COMMIT", {})
+        # IMMEDIATE takes the write lock now, so two migrators queue (busy_timeout)
+        # instead of both reading "not applied" and colliding on the DDL.
+        async with self._store._transaction():
+            yield
 
     async def applied_versions(self) -> set[str]:
         present = await self._store._q_unlocked("migrations_table_exists", {})

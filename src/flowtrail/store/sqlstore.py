@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -29,11 +30,14 @@ from flowtrail.store.records import (
     ProgressWrite,
     RunFilter,
     RunRecord,
+    StepRecord,
     Worker,
 )
 from flowtrail.store.schema import SchemaDescription
 
 Row = dict[str, Any]
+RETRYABLE = (RunStatus.CRASHED, RunStatus.FAILED, RunStatus.CANCELLED)
+"""The statuses a run can be retried from: it ended without completing."""
 
 
 class SqlStore(ABC):
@@ -58,6 +62,19 @@ class SqlStore(ABC):
     @abstractmethod
     async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
         """Run one statement, unlocked; count it; return its rows as dicts."""
+
+    @abstractmethod
+    async def _fetch_with_steps(
+        self, name: str, params: Mapping[str, Any], steps: list[Row]
+    ) -> list[Row]:
+        """Run query ``name`` (``write_progress`` or ``finalize``, which return the run's
+        ``lease_epoch`` when they applied) and upsert ``steps`` (``common.step_rows``)
+        under that epoch, atomically, in one round trip; unlocked; counted once."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[None]:
+        """A transaction on the store's one connection, holding the store's lock: the
+        statements run inside it with ``_q_unlocked`` commit or roll back together."""
 
     @abstractmethod
     def _ts(self, value: Any) -> Any:
@@ -87,8 +104,19 @@ class SqlStore(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({common.redact_url(self.url)!r})"
 
-    async def _q(self, name: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
+    async def _q(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        *,
+        hot: bool = False,
+        steps: list[Row] | None = None,
+    ) -> list[Row]:
+        """One named query, one round trip; with ``steps``, they are upserted in the same
+        round trip (``_fetch_with_steps``)."""
         async with self._lock:
+            if steps is not None:
+                return await self._fetch_with_steps(name, params, steps)
             return await self._fetch(self._queries[name], params, hot=hot)
 
     async def _q_unlocked(self, name: str, params: Mapping[str, Any]) -> list[Row]:
@@ -149,15 +177,37 @@ class SqlStore(ABC):
 
     async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
         params = common.progress_params(run_id, write, common.utcnow(), self._ts)
-        rows = await self._q("write_progress", params, hot=True)
+        rows = await self._q("write_progress", params, steps=common.step_rows(write.steps))
         # No row: the run is no longer running (someone else ended it), so stop too.
         return not rows or rows[0]["cancel_requested_at"] is not None
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        rows = await self._q("list_steps", {"id": run_id})
+        return [common.row_to_step(row) for row in rows]
+
+    async def create_retry(self, run: NewRun) -> None:
+        if run.retry_of is None:
+            raise RunStateError("a retry names the run it retries (retry_of)")
+        now = common.utcnow()
+        link = {
+            "id": run.retry_of,
+            "retried_by": run.id,
+            "now": self._ts(now),
+            "retryable": self._statuses(RETRYABLE),
+        }
+        async with self._transaction():
+            if not await self._q_unlocked("link_retry", link):
+                status = await self._q_unlocked("get_run", {"id": run.retry_of})
+                if not status:
+                    raise self._not_found(run.retry_of)
+                raise RunStateError(common.not_retryable(common.row_to_record(status[0])))
+            await self._q_unlocked("create_run", common.new_run_params(run, now, self._ts))
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
         now = common.utcnow()
         sources = self._statuses(sources_for(fin.status))
         params = common.finalize_params(run_id, fin, now, self._ts, sources)
-        if await self._q("finalize", params, hot=True):
+        if await self._q("finalize", params, steps=common.step_rows(fin.steps)):
             return FinalizeOutcome(True, fin.status, fin.path)
         # Lost the compare-and-set: keep the late result on the row instead of dropping it.
         note = common.late_result_note(fin, now)

@@ -13,21 +13,62 @@
     marker_write_failures = GREATEST(marker_write_failures,
         %(marker_write_failures)s::integer),
 
+-- name: write_steps
+-- A fragment: upsert the write's steps (a JSON array of step_rows), under the epoch of
+-- the run row the same statement just updated (CTE "run"): no row there (fenced off, or
+-- the run ended) means no step is written. A step that ended is never turned back to
+-- running by the same epoch (a write retried after a later one succeeded).
+INSERT INTO workflow_steps AS old (
+    run_id, position, block_id, block_type, epoch, status, started_at, ended_at, tries,
+    cost, handle, output, output_truncated, error, iterations_total, iterations_done)
+SELECT %(id)s::text, s.position, s.block_id, s.block_type, run.lease_epoch, s.status,
+    s.started_at, s.ended_at, s.tries, s.cost, s.handle, s.output::json,
+    s.output_truncated, s.error, s.iterations_total, s.iterations_done
+FROM run, json_to_recordset(%(steps)s::json) AS s(
+    position text, block_id text, block_type text, status text, started_at timestamptz,
+    ended_at timestamptz, tries integer, cost double precision, handle text, output text,
+    output_truncated boolean, error text, iterations_total integer, iterations_done integer)
+ON CONFLICT (run_id, position, block_id) DO UPDATE SET
+    block_type = EXCLUDED.block_type,
+    epoch = EXCLUDED.epoch,
+    status = EXCLUDED.status,
+    started_at = EXCLUDED.started_at,
+    ended_at = EXCLUDED.ended_at,
+    tries = EXCLUDED.tries,
+    cost = EXCLUDED.cost,
+    handle = EXCLUDED.handle,
+    output = EXCLUDED.output,
+    output_truncated = EXCLUDED.output_truncated,
+    error = EXCLUDED.error,
+    iterations_total = EXCLUDED.iterations_total,
+    iterations_done = EXCLUDED.iterations_done
+WHERE NOT (old.epoch = EXCLUDED.epoch AND old.status <> 'running'
+           AND EXCLUDED.status = 'running')
+
 -- name: write_progress
+-- The markers and the steps in one statement: one round trip per write.
 -- Progress is the relaxed durability class (SPEC §4): it must survive the death of the
 -- process running the workflow, not a crash of the database server. set_config(..., true)
 -- turns synchronous_commit off for this statement's own transaction only (autocommit:
--- one statement, one transaction), so the commit does not wait for the WAL flush; the
--- session, and every claim, cancel, pause and terminal write, stays fully synchronous.
+-- one statement, one transaction, the steps' upsert included), so the commit does not
+-- wait for the WAL flush; the session, and every claim, cancel, pause and terminal
+-- write, stays fully synchronous.
+WITH run AS (
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = 'running'
   AND (%(epoch)s::integer IS NULL OR lease_epoch = %(epoch)s::integer)
   AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-RETURNING cancel_requested_at
+RETURNING cancel_requested_at, lease_epoch
+), steps AS (
+-- include: write_steps
+)
+SELECT cancel_requested_at FROM run
 
 -- name: finalize
+-- The steps not written yet ride along, applied only when the compare-and-set wins.
+WITH run AS (
 UPDATE workflow_execution_logs SET
 -- include: fold_progress
     status = %(status)s::text,
@@ -53,7 +94,11 @@ UPDATE workflow_execution_logs SET
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = ANY(%(sources)s::text[])
   AND (%(epoch)s::integer IS NULL OR lease_epoch = %(epoch)s::integer)
-RETURNING status
+RETURNING status, lease_epoch
+), steps AS (
+-- include: write_steps
+)
+SELECT status FROM run
 
 -- name: append_note
 UPDATE workflow_execution_logs SET
@@ -193,6 +238,19 @@ INSERT INTO workflow_execution_logs (
     %(queue_name)s::text, %(queued_at)s::timestamptz, %(expires_at)s::timestamptz,
     %(retry_of)s::text, %(attempt)s::integer, %(retry_from_block)s::text
 )
+
+-- name: list_steps
+SELECT * FROM workflow_steps WHERE run_id = %(id)s::text
+ORDER BY started_at, position, block_id
+
+-- name: link_retry
+-- A run is retried once: the first retry names itself on the old row, a second finds
+-- retried_by set (retry the newest attempt instead).
+UPDATE workflow_execution_logs SET
+    retried_by = %(retried_by)s::text,
+    updated_at = %(now)s::timestamptz
+WHERE id = %(id)s::text AND retried_by IS NULL AND status = ANY(%(retryable)s::text[])
+RETURNING id
 
 -- name: put_snapshot
 INSERT INTO workflow_snapshots (definition_hash, workflow_name, definition, created_at)

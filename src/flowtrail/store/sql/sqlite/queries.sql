@@ -21,7 +21,34 @@ UPDATE workflow_execution_logs SET
 WHERE id = :id AND status = 'running' AND (:epoch IS NULL OR lease_epoch = :epoch)
 -- The bare column, tested in Python: SQLite 3.40 evaluates "x IS NOT NULL" in a RETURNING
 -- clause as true for every nullable column of a table whose TEXT primary key is NOT NULL.
-RETURNING cancel_requested_at
+RETURNING cancel_requested_at, lease_epoch
+
+-- name: write_steps
+-- One step, bound per row (executemany) in the same transaction as write_progress or
+-- finalize, and only when that statement returned the run's row (see the PostgreSQL
+-- file, where it is a fragment of the one statement).
+INSERT INTO workflow_steps AS old (
+    run_id, position, block_id, block_type, epoch, status, started_at, ended_at, tries,
+    cost, handle, output, output_truncated, error, iterations_total, iterations_done)
+VALUES (:run_id, :position, :block_id, :block_type, :epoch, :status, :started_at,
+    :ended_at, :tries, :cost, :handle, :output, :output_truncated, :error,
+    :iterations_total, :iterations_done)
+ON CONFLICT (run_id, position, block_id) DO UPDATE SET
+    block_type = excluded.block_type,
+    epoch = excluded.epoch,
+    status = excluded.status,
+    started_at = excluded.started_at,
+    ended_at = excluded.ended_at,
+    tries = excluded.tries,
+    cost = excluded.cost,
+    handle = excluded.handle,
+    output = excluded.output,
+    output_truncated = excluded.output_truncated,
+    error = excluded.error,
+    iterations_total = excluded.iterations_total,
+    iterations_done = excluded.iterations_done
+WHERE NOT (old.epoch = excluded.epoch AND old.status <> 'running'
+           AND excluded.status = 'running')
 
 -- name: finalize
 UPDATE workflow_execution_logs SET
@@ -48,7 +75,7 @@ UPDATE workflow_execution_logs SET
     updated_at = :now
 WHERE id = :id AND status IN (SELECT value FROM json_each(:sources))
   AND (:epoch IS NULL OR lease_epoch = :epoch)
-RETURNING status
+RETURNING status, lease_epoch
 
 -- name: append_note
 UPDATE workflow_execution_logs SET
@@ -180,6 +207,18 @@ INSERT INTO workflow_execution_logs (
     :worker_started_at, :claimed_at, :lease_epoch, :lease_expires_at, :claimed_at,
     :queue_name, :queued_at, :expires_at, :retry_of, :attempt, :retry_from_block
 )
+
+-- name: list_steps
+SELECT * FROM workflow_steps WHERE run_id = :id
+ORDER BY started_at, position, block_id
+
+-- name: link_retry
+-- A run is retried once (see the PostgreSQL file).
+UPDATE workflow_execution_logs SET
+    retried_by = :retried_by,
+    updated_at = :now
+WHERE id = :id AND retried_by IS NULL AND status IN (SELECT value FROM json_each(:retryable))
+RETURNING id
 
 -- name: put_snapshot
 INSERT INTO workflow_snapshots (definition_hash, workflow_name, definition, created_at)
