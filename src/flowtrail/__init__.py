@@ -10,6 +10,7 @@ The public Python API::
     flowtrail.get_run(report.run_id)                        # the stored record
     flowtrail.resume(run_id, {"approved": True})            # continue a paused run
     flowtrail.cancel(run_id)                                # durable cancel request
+    flowtrail.retry(run_id)                                 # a crashed run, continued
     flowtrail.submit(workflow, {"count": 3})                # queue it for a worker
                                                             # (PostgreSQL)
 """
@@ -22,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from flowtrail.engine.blocks import Prices, Reported
+from flowtrail.engine.current import CurrentStep, current_step
 from flowtrail.engine.events import Event, Tokens
 from flowtrail.engine.observers import Observer
 from flowtrail.errors import (
@@ -105,6 +107,30 @@ async def resume_async(
         return await handle.result()
 
 
+async def retry_async(
+    run_id: str,
+    *,
+    from_block: str | None = None,
+    settings: Settings | None = None,
+    observers: Sequence[Observer] = (),
+) -> RunReport:
+    """Retry a crashed, failed or cancelled run as a new run (linked both ways, its
+    ``attempt`` one more) and run it to its end: blocks that completed in the old run are
+    reused, not run again; ``from_block`` runs that block and everything downstream of
+    it again. ``RunStateError`` when the run cannot be retried (it did not end, it
+    completed, or it was retried already); ``InputError`` for an unknown ``from_block``."""
+    settings = settings or Settings.from_env()
+    async with _existing_store(settings, migrate=True) as store:
+        runner = Runner(settings, store)
+        handle = await runner.retry(run_id, from_block=from_block, observers=observers)
+        return await handle.result()
+
+
+def retry(run_id: str, **kwargs: Any) -> RunReport:
+    """The synchronous ``retry_async``."""
+    return asyncio.run(retry_async(run_id, **kwargs))
+
+
 def resume(run_id: str, resume_input: Any = None, **kwargs: Any) -> RunReport:
     """The synchronous ``resume_async``. Raises ``RunStateError`` when the run is not
     paused, ``RunNotFoundError`` for an unknown id."""
@@ -182,6 +208,7 @@ def get_run(run_id: str, **kwargs: Any) -> RunRecord:
 __all__ = [
     "BlockError",
     "CancelOutcome",
+    "CurrentStep",
     "Event",
     "FinalizationPath",
     "FlowtrailError",
@@ -208,12 +235,15 @@ __all__ = [
     "cancel_async",
     "compile_definition",
     "compile_file",
+    "current_step",
     "get_run",
     "get_run_async",
     "load_workflow",
     "open_store",
     "resume",
     "resume_async",
+    "retry",
+    "retry_async",
     "run",
     "run_async",
     "submit",

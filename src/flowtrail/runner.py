@@ -20,18 +20,21 @@ from typing import Any
 from flowtrail.diagnostics.finalize import Finalizer
 from flowtrail.diagnostics.masking import Masker, Sealer
 from flowtrail.diagnostics.recorder import Recorder
-from flowtrail.engine.events import RunFinished, RunStarted
+from flowtrail.engine.events import RunFinished, RunStarted, containers_in
 from flowtrail.engine.executor import Execution, RunOptions, RunResult, input_readers
 from flowtrail.engine.observers import Observer, ObserverHub
+from flowtrail.engine.reuse import Reused
 from flowtrail.errors import InputError, RunStateError
 from flowtrail.liveness.heartbeat import Heartbeat
 from flowtrail.model.budget import Limits
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
+from flowtrail.model.rerun import NOTHING, Rerun, rerun_from
 from flowtrail.model.snapshot import snapshot_hash, snapshot_of, workflow_from_snapshot
 from flowtrail.settings import Settings
-from flowtrail.status import RunStatus
+from flowtrail.status import RETRYABLE, RunStatus
 from flowtrail.store.base import Store
+from flowtrail.store.common import not_retryable
 from flowtrail.store.records import FinalizeOutcome, NewRun, RunRecord, Worker
 
 log = logging.getLogger("flowtrail")
@@ -264,6 +267,12 @@ class Runner:
                 self._built.popitem(last=False)
         else:
             self._built.move_to_end(record.snapshot_hash)
+        reuse, first = None, None
+        if record.retry_of is not None:  # a queued retry (automatic recovery)
+            since = record.retry_from_block
+            again = rerun_from(workflow, since) if since is not None else NOTHING
+            reuse = await self._reusable(record.retry_of, again)
+            first = await self._first_run_id(record)
         return self._launch(
             workflow,
             record.input,
@@ -271,7 +280,88 @@ class Runner:
             record.started_at.timestamp(),
             record.lease_epoch,
             observers,
+            reuse=reuse,
+            attempt=record.attempt,
+            first_run_id=first,
         )
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        from_block: str | None = None,
+        trigger: str = "retry",
+        observers: Sequence[Observer] = (),
+    ) -> RunHandle:
+        """Start a new run of a crashed, failed or cancelled run's stored definition and
+        input, linked both ways (``retry_of`` / ``retried_by``, ``attempt`` + 1). Blocks
+        that completed in it are not run again: their outputs are reused (a truncated
+        output is not: that block runs again). With ``from_block``, that block and
+        everything downstream of it run again. ``RunStateError`` for a run that cannot be
+        retried, ``InputError`` for an unknown ``from_block``."""
+        if self.store is None:
+            raise RunStateError("retrying a run needs the durable record (a database)")
+        old = await self.store.get_run(run_id)
+        if old.status not in RETRYABLE or old.retried_by is not None:
+            raise RunStateError(not_retryable(old))
+        workflow = await stored_workflow(self.store, old)
+        again = rerun_from(workflow, from_block) if from_block is not None else NOTHING
+        # Read (and unsealed) before anything is written: a secret that is gone now fails
+        # the retry, not the new run.
+        reuse = await self._reusable(old.id, again)
+        values = self._validated(workflow, old.input)
+        options = self._options(workflow)
+        new_id = new_run_id()
+        started_at = time.time()
+        await self.store.create_retry(
+            self._new_run(
+                workflow,
+                values,
+                new_id,
+                trigger,
+                snapshot_hash=old.snapshot_hash,
+                status=RunStatus.RUNNING,
+                started_at=started_at,
+                worker=Worker.this_process(),
+                lease_seconds=self.settings.lease_seconds,
+                deadline_seconds=options.deadline_seconds,
+                retry_of=old.id,
+                attempt=old.attempt + 1,
+                retry_from_block=from_block,
+            )
+        )
+        return self._launch(
+            workflow,
+            values,
+            new_id,
+            started_at,
+            1,
+            observers,
+            reuse=reuse,
+            attempt=old.attempt + 1,
+            first_run_id=await self._first_run_id(old),
+        )
+
+    async def _reusable(self, run_id: str, again: Rerun) -> dict[tuple[str, str], Reused]:
+        """The completed steps of ``run_id`` a retry takes over: not truncated, and not
+        among what ``again`` runs again; outputs unsealed."""
+        assert self.store is not None
+        sealer = Sealer(self.settings.named_secrets)
+        reuse: dict[tuple[str, str], Reused] = {}
+        for step in await self.store.list_steps(run_id):
+            if step.status != "completed" or step.output_truncated:
+                continue
+            if again.covers(step.block_id, containers_in(step.position)):
+                continue
+            reuse[(step.position, step.block_id)] = Reused(sealer.unseal(step.output), step.handle)
+        return reuse
+
+    async def _first_run_id(self, record: RunRecord) -> str:
+        """The run that began the retry chain ``record`` belongs to."""
+        assert self.store is not None
+        while record.retry_of is not None:
+            record = await self.store.get_run(record.retry_of)
+        return record.id
 
     def _validated(self, workflow: Workflow, inputs: Any) -> Any:
         return validate_inputs(
@@ -293,19 +383,44 @@ class Runner:
         assert self.store is not None
         digest = await store_snapshot(self.store, workflow)
         await self.store.create_run(
-            NewRun(
-                id=run_id,
-                workflow_name=workflow.name,
+            self._new_run(
+                workflow,
+                values,
+                run_id,
+                trigger,
                 snapshot_hash=digest,
                 status=status,
-                trigger=trigger,
-                started_at=datetime.fromtimestamp(started_at, UTC),
-                input=Masker(self.settings.masked_secrets)(values),
-                deadline_at=datetime.fromtimestamp(started_at + deadline_seconds, UTC)
-                if deadline_seconds
-                else None,
+                started_at=started_at,
+                deadline_seconds=deadline_seconds,
                 **fields,
             )
+        )
+
+    def _new_run(
+        self,
+        workflow: Workflow,
+        values: Any,
+        run_id: str,
+        trigger: str,
+        *,
+        snapshot_hash: str,
+        status: RunStatus,
+        started_at: float,
+        deadline_seconds: float | None = None,
+        **fields: Any,
+    ) -> NewRun:
+        return NewRun(
+            id=run_id,
+            workflow_name=workflow.name,
+            snapshot_hash=snapshot_hash,
+            status=status,
+            trigger=trigger,
+            started_at=datetime.fromtimestamp(started_at, UTC),
+            input=Masker(self.settings.masked_secrets)(values),
+            deadline_at=datetime.fromtimestamp(started_at + deadline_seconds, UTC)
+            if deadline_seconds
+            else None,
+            **fields,
         )
 
     def _launch(
@@ -320,6 +435,9 @@ class Runner:
         record: RunRecord | None = None,
         resume_state: dict[str, Any] | None = None,
         resume_input: Any = None,
+        reuse: dict[tuple[str, str], Reused] | None = None,
+        attempt: int = 1,
+        first_run_id: str | None = None,
     ) -> RunHandle:
         """Start executing a run this process holds (under ``epoch``): the engine, its
         recorder (when there is a store) and the task that drives it to its end."""
@@ -339,6 +457,9 @@ class Runner:
             options=self._options(workflow),
             resume_state=resume_state,
             resume_input=resume_input,
+            reuse=reuse,
+            attempt=attempt,
+            first_run_id=first_run_id,
         )
         handle = RunHandle(run_id, execution, self.store)
         handle.task = asyncio.ensure_future(

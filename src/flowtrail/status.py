@@ -49,6 +49,10 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+RETRYABLE = (RunStatus.CRASHED, RunStatus.FAILED, RunStatus.CANCELLED)
+"""The statuses a run can be retried from (``flowtrail retry``): it ended unfinished."""
+
+
 class FinalizationPath(StrEnum):
     """Why a run's status was written: the path its finalization took."""
 

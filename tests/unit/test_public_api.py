@@ -13,13 +13,13 @@ import flowtrail
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 
 PUBLIC = {
-    "BlockError", "CancelOutcome", "Event", "FinalizationPath", "FlowtrailError",
-    "InputError", "Observer", "Prices", "QueueError", "Reported", "RunHandle", "RunNotFoundError",
-    "RunRecord", "RunReport", "RunStateError", "RunStatus", "Runner", "Settings", "Store",
-    "StoreError", "Tokens", "Workflow", "WorkflowDefinition", "WorkflowError", "cancel",
-    "cancel_async", "compile_definition", "compile_file", "get_run", "get_run_async",
-    "load_workflow", "open_store", "resume", "resume_async", "run", "run_async", "submit",
-    "submit_async",
+    "BlockError", "CancelOutcome", "CurrentStep", "Event", "FinalizationPath", "FlowtrailError",
+    "InputError", "Observer", "Prices", "QueueError", "Reported", "RunHandle",
+    "RunNotFoundError", "RunRecord", "RunReport", "RunStateError", "RunStatus", "Runner",
+    "Settings", "Store", "StoreError", "Tokens", "Workflow", "WorkflowDefinition",
+    "WorkflowError", "cancel", "cancel_async", "compile_definition", "compile_file",
+    "current_step", "get_run", "get_run_async", "load_workflow", "open_store", "resume",
+    "resume_async", "retry", "retry_async", "run", "run_async", "submit", "submit_async",
 }  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from flowtrail.cli import authoring, queueing, records, running
+from flowtrail.cli import authoring, queueing, records, retrying, running
 from flowtrail.cli.common import out
 
 
@@ -91,6 +91,7 @@ def _command(name: str | None = None) -> Callable[[Callable[..., Any]], Any]:
 
 _command()(running.run)
 _command()(running.resume)
+_command()(retrying.retry)
 _command()(records.show)
 _command("runs")(records.list_runs)
 _command()(records.cancel)

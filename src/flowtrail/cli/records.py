@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,8 +20,8 @@ from flowtrail.cli.common import (
     resolve_run_id,
     settings_for,
 )
-from flowtrail.cli.output import dump, runs_table, short_id_length, show_record
-from flowtrail.diagnostics.view import record_json
+from flowtrail.cli.output import dump, runs_table, short_id_length, show_record, span_tree
+from flowtrail.diagnostics.view import record_json, step_json, steps_tree
 from flowtrail.errors import InputError
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
@@ -33,21 +33,37 @@ RunIdArgument = Annotated[
 
 
 def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """One run: status, finalization path, markers, error, cost and span tree."""
+    """One run: status, finalization path, markers, error, cost and span tree (for a run
+    still going, the steps so far, with each loop's and parallel's progress)."""
 
     async def go() -> int:
         store = await open_db(settings_for(db), db=db)
         try:
-            data = record_json(await store.get_run(await resolve_run_id(store, run_id)))
+            record = await store.get_run(await resolve_run_id(store, run_id))
+            steps = await store.list_steps(record.id)
         finally:
             await store.close()
+        data = record_json(record)
+        data["steps"] = [step_json(step) for step in steps]
         if as_json:
             out.print(dump(data))
-        else:
-            show_record(out, data)
+            return 0
+        show_record(out, data)
+        if not record.status.terminal and not _has_trace(data) and steps:
+            # Still going, no stored trace yet: the steps so far are the span tree.
+            out.print("[dim]steps so far:[/]", markup=True)
+            tree, hidden = span_tree(steps_tree(record.workflow_name, steps))
+            out.print(tree)
+            if hidden:
+                out.print(f"[dim]… {hidden} more steps (--json for all)[/]", markup=True)
         return 0
 
     raise typer.Exit(guard(go, as_json))
+
+
+def _has_trace(data: dict[str, Any]) -> bool:
+    stored = data.get("execution_data")
+    return isinstance(stored, dict) and bool(stored.get("trace"))
 
 
 def list_runs(

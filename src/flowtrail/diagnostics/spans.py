@@ -170,6 +170,8 @@ class SpanTree:
             span["error_handled"] = event.handled
         if event.tries > 1:
             span["tries"] = event.tries
+        if event.reused:
+            span["reused"] = True
         if event.tokens is not None:
             span["tokens"] = {
                 "prompt": event.tokens.prompt,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from flowtrail.store.records import RunRecord
+from flowtrail.engine.events import containers_in
+from flowtrail.store.records import RunRecord, StepRecord
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -139,6 +140,88 @@ def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:
     return {"waiting_blocks": state.get("waiting", []), "message": state.get("message")}
 
 
+def step_json(step: StepRecord) -> dict[str, Any]:
+    """One step as ``show --json`` gives it."""
+    return {
+        "position": step.position,
+        "block_id": step.block_id,
+        "block_type": step.block_type,
+        "status": step.status,
+        "epoch": step.epoch,
+        "started_at": _iso(step.started_at),
+        "ended_at": _iso(step.ended_at),
+        "tries": step.tries,
+        "cost": step.cost,
+        "handle": step.handle,
+        "output": step.output,
+        "output_truncated": step.output_truncated,
+        "error": step.error,
+        "iterations_total": step.iterations_total,
+        "iterations_done": step.iterations_done,
+    }
+
+
+_SPAN_STATUS = {"running": "running", "completed": "success", "failed": "error"}
+
+
+def steps_tree(workflow: str, steps: list[StepRecord]) -> dict[str, Any]:
+    """The span tree of a run still going, built from its steps (it has no stored trace
+    yet): blocks under their loop or parallel iterations and child workflows, each
+    container with its progress (``iterations_done`` of ``iterations_total``)."""
+    root: dict[str, Any] = {"name": workflow, "type": "workflow", "status": "running"}
+    root["children"] = []
+    spans: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def owner(position: str) -> dict[str, Any]:
+        """The span steps at ``position`` go under, made on first use."""
+        if not position:
+            return root
+        parent_position, _, last = position.rpartition("/")
+        container_id = containers_in(last)[0]
+        index = last[len(container_id) + 1 : -1]
+        container = spans.get((parent_position, container_id))
+        if container is None:  # its own step was not written: stand in for it
+            container = {"name": container_id, "type": "container", "status": "running"}
+            container["children"] = []
+            spans[(parent_position, container_id)] = container
+            owner(parent_position)["children"].append(container)
+        if container["type"] == "workflow":
+            return container
+        key = (position, "#iteration")
+        iteration = spans.get(key)
+        if iteration is None:
+            iteration = {"name": f"{container_id} #{index}", "type": "iteration"}
+            iteration.update(status="running", children=[])
+            spans[key] = iteration
+            container["children"].append(iteration)
+        return iteration
+
+    for step in sorted(steps, key=lambda s: (s.started_at, s.position.count("/"))):
+        span = spans.get((step.position, step.block_id))
+        if span is None:
+            span = {"children": []}
+            spans[(step.position, step.block_id)] = span
+            owner(step.position)["children"].append(span)
+        span.update(
+            name=step.block_id,
+            type=step.block_type,
+            status=_SPAN_STATUS.get(step.status, step.status),
+            block_id=step.block_id,
+        )
+        if step.ended_at is not None:
+            span["duration_ms"] = max(
+                0, round((step.ended_at - step.started_at).total_seconds() * 1000)
+            )
+        if step.tries > 1:
+            span["tries"] = step.tries
+        if step.error:
+            span["error"] = step.error
+        if step.iterations_done is not None:
+            span["iterations_done"] = step.iterations_done
+            span["iterations_total"] = step.iterations_total
+    return root
+
+
 class SpanLine(NamedTuple):
     """One line of a span tree: its depth, its text, its status, and the span itself."""
 
@@ -158,8 +241,13 @@ def span_lines(span: dict[str, Any] | None, *, limit: int = 200) -> list[SpanLin
         label = f"{node.get('name')} ({node.get('type')})"
         if node.get("duration_ms") is not None:
             label += f" {node['duration_ms']} ms"
+        if node.get("iterations_done") is not None:
+            total = node.get("iterations_total")
+            label += f" {node['iterations_done']}/{'?' if total is None else total}"
         if node.get("tries"):
             label += f" tries={node['tries']}"
+        if node.get("reused"):
+            label += " (reused)"
         if node.get("cost"):
             label += f" ${node['cost']:.6f}"
         if node.get("elided_iterations"):

@@ -19,6 +19,7 @@ from flowtrail.engine.blocks.wait import input_readers
 from flowtrail.engine.events import Event, NullHooks, Path, RunHooks, StartEvent
 from flowtrail.engine.observers import ObserverHub
 from flowtrail.engine.outcome import Halt, ScopeFailed, ScopePaused
+from flowtrail.engine.reuse import Reused
 from flowtrail.engine.scope import ScopeRun
 from flowtrail.engine.state import ScopeState, exit_output
 from flowtrail.model import expressions
@@ -73,9 +74,17 @@ class Execution:
         depth: int = 0,
         threads: Executor | None = None,
         slots: asyncio.Semaphore | None = None,
+        reuse: Mapping[tuple[str, str], Reused] | None = None,
+        attempt: int = 1,
+        first_run_id: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
+        self.reuse = reuse or {}
+        """A retry's completed steps of the run it retries, by (position, block id): a
+        block found here is not run again, its output and handle are taken as they are."""
+        self.attempt = attempt
+        self.first_run_id = first_run_id or run_id
         self.hooks: RunHooks = hooks or NullHooks()
         self.hub = observers or ObserverHub()
         self.options = options or RunOptions()
@@ -211,6 +220,9 @@ class Execution:
             depth=self.depth + 1,
             threads=self.services.threads,
             slots=self.slots,
+            reuse=self.reuse,  # positions are the run's: a child's steps are in it too
+            attempt=self.attempt,
+            first_run_id=self.first_run_id,
         )
         child.services.http = self.services.http  # the run's one client
         return child

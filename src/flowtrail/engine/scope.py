@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowtrail.engine import capture
 from flowtrail.engine.blocks import BlockResult, Leaf, PauseRequested, Render, Values, kind_of
-from flowtrail.engine.events import BlockCompleted, BlockStarted, Frame, Path
+from flowtrail.engine.events import BlockCompleted, BlockStarted, Frame, Path, position_of
 from flowtrail.engine.outcome import (
     ChildWorkflowFailed,
     Halt,
@@ -23,6 +23,7 @@ from flowtrail.engine.outcome import (
     ScopePaused,
     message_of,
 )
+from flowtrail.engine.reuse import Reused
 from flowtrail.engine.state import ScopeState, chosen_edges, ready_on_resume, settle
 from flowtrail.engine.tasks import Running
 from flowtrail.errors import BlockTimeoutError, ReferenceResolutionError
@@ -63,6 +64,7 @@ class ScopeRun:
         self.halt = halt
         base = parent.path if parent is not None else ex.path
         self.path: Path = (*base, frame) if frame is not None else base
+        self.position = position_of(self.path)
 
     # -- references --------------------------------------------------------------------
     def lookup(self, name: str) -> Any:
@@ -177,6 +179,10 @@ class ScopeRun:
         """A block with no body, through its kind: resolve its inputs (never retried), then
         run it with its retries and timeout; its markers and outcome either way."""
         ex = self.ex
+        if ex.reuse:
+            reused = ex.reuse.get((self.position, node.id))
+            if reused is not None:
+                return self.reuse(node, reused)
         started_at = _now()
         event = BlockStarted(ex.run_id, node.id, node.name, node.type, self.path, started_at)
         if kind.marks_start_lazily:
@@ -220,6 +226,29 @@ class ScopeRun:
             return Outcome(node, error=message, error_block_id=inner, error_path=path)
         ex.emit(self.completed(node, started_at, inputs, result, None, max(tries, 1), captured))
         return Outcome(node, output=result.output, handle=result.handle)
+
+    def reuse(self, node: Node, reused: Reused) -> Outcome:
+        """A block the retried run completed: not run again; its output and handle are
+        taken over, and its span and step say ``reused``."""
+        ex, now = self.ex, _now()
+        ex.emit(BlockStarted(ex.run_id, node.id, node.name, node.type, self.path, now))
+        ex.emit(
+            BlockCompleted(
+                ex.run_id,
+                node.id,
+                node.name,
+                node.type,
+                self.path,
+                now,
+                now,
+                success=True,
+                output=reused.output,
+                tries=0,
+                handle=reused.handle,
+                reused=True,
+            )
+        )
+        return Outcome(node, output=reused.output, handle=reused.handle)
 
     def completed(
         self,

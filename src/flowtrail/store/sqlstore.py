@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from flowtrail.errors import RunNotFoundError, RunStateError
-from flowtrail.status import FinalizationPath, RunStatus, can_transition, sources_for
+from flowtrail.status import RETRYABLE, FinalizationPath, RunStatus, can_transition, sources_for
 from flowtrail.store import common
 from flowtrail.store.base import Store
 from flowtrail.store.migrate import MigrationTarget, apply_pending, discover
@@ -36,8 +36,6 @@ from flowtrail.store.records import (
 from flowtrail.store.schema import SchemaDescription
 
 Row = dict[str, Any]
-RETRYABLE = (RunStatus.CRASHED, RunStatus.FAILED, RunStatus.CANCELLED)
-"""The statuses a run can be retried from: it ended without completing."""
 
 
 class SqlStore(ABC):

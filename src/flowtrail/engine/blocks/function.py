@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flowtrail.engine.blocks.base import BlockResult, Leaf, Reported, Values
+from flowtrail.engine.current import CURRENT, CurrentStep
 from flowtrail.errors import BlockError
 from flowtrail.model.definition import FunctionBlock
 from flowtrail.model.graph import Node
@@ -31,7 +32,11 @@ class Function(Leaf):
     async def execute(self, node: Node, inputs: Any, scope: ScopeRun) -> BlockResult:
         spec = node.spec
         assert isinstance(spec, FunctionBlock)
-        services = scope.ex.services
+        ex = scope.ex
+        services = ex.services
+        token = CURRENT.set(
+            CurrentStep(ex.run_id, node.id, scope.position, ex.attempt, ex.first_run_id)
+        )
         try:
             fn, is_async = _function(spec, services.search_path)
             if is_async:
@@ -47,6 +52,8 @@ class Function(Leaf):
             # Ctrl-C never arrives this way: the CLI and asyncio.run turn SIGINT into a
             # cancel of the run, and sync blocks run in worker threads signals never reach.
             raise BlockError(f"the function raised {_exit_text(exc)}", node.id) from exc
+        finally:
+            CURRENT.reset(token)
         if isinstance(value, Reported):
             return BlockResult(
                 {"result": value.value}, tokens=value.tokens, model=value.model, cost=value.cost
