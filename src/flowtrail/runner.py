@@ -342,6 +342,34 @@ class Runner:
             first_run_id=await self._first_run_id(old),
         )
 
+    async def requeue(
+        self, old: RunRecord, *, queue_name: str, expires_in: float, trigger: str = "recovery"
+    ) -> RunRecord:
+        """Queue a retry of ``old`` (a crashed, failed or cancelled run) for a worker:
+        linked both ways, ``attempt`` + 1; the worker that claims it reuses what
+        completed (see ``claim``). Deferring its queue job is the caller's part."""
+        if self.store is None:
+            raise RunStateError("queueing a run needs the durable record (a database)")
+        workflow = await stored_workflow(self.store, old)
+        values = self._validated(workflow, old.input)
+        run_id, now = new_run_id(), time.time()
+        await self.store.create_retry(
+            self._new_run(
+                workflow,
+                values,
+                run_id,
+                trigger,
+                snapshot_hash=old.snapshot_hash,
+                status=RunStatus.QUEUED,
+                started_at=now,
+                queue_name=queue_name,
+                expires_at=datetime.fromtimestamp(now + expires_in, UTC),
+                retry_of=old.id,
+                attempt=old.attempt + 1,
+            )
+        )
+        return await self.store.get_run(run_id)
+
     async def _reusable(self, run_id: str, again: Rerun) -> dict[tuple[str, str], Reused]:
         """The completed steps of ``run_id`` a retry takes over: not truncated, and not
         among what ``again`` runs again; outputs unsealed."""

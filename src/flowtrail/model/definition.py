@@ -206,6 +206,19 @@ class InputSpec(_Model):
     description: str | None = None
 
 
+class Recovery(_Model):
+    """Automatic recovery of a queued run that ends ``crashed`` (its worker died, or was
+    shut down before the run ended): a retry is queued after ``backoff_seconds``, reusing
+    what completed, until the run has had ``attempts`` attempts in all."""
+
+    attempts: int = Field(
+        ge=1, le=100, description="Attempts in all, the first included (1: never retried)."
+    )
+    backoff_seconds: float = Field(
+        0.0, ge=0, le=86400, description="Wait before a retry is picked up by a worker."
+    )
+
+
 class WorkflowDefinition(_Model):
     """A whole workflow file."""
 
@@ -218,6 +231,9 @@ class WorkflowDefinition(_Model):
         description="Environment variables the workflow reads as env.NAME; no other is readable.",
     )
     timeout: float | None = Field(None, gt=0, description="Run deadline in seconds.")
+    recovery: Recovery | None = Field(
+        None, description="Retry a queued run automatically when it ends crashed."
+    )
     blocks: dict[str, Block]
     connections: list[str] = Field(default_factory=list)
 

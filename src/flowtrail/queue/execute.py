@@ -17,6 +17,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 
 from flowtrail.errors import RunNotFoundError, RunStateError, StoreError, WorkflowError
+from flowtrail.queue.recovery import recover_crashed
 from flowtrail.runner import RunHandle, Runner
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
@@ -54,6 +55,7 @@ class RunExecutor:
     def __init__(self, store: Store, settings: Settings, worker: Worker) -> None:
         self.store = store
         self.worker = worker
+        self.settings = settings
         self.runner = Runner(settings, store)
         self._tasks: dict[str, asyncio.Task[object]] = {}
 
@@ -89,10 +91,20 @@ class RunExecutor:
             report = await asyncio.shield(handle.task)
         except asyncio.CancelledError:
             await self._hand_back(handle)
+            await self._recover(run_id)
             raise
         finally:
             self._tasks.pop(run_id, None)
         log.info("run %s ended %s", run_id, report.status.value)
+        if report.status is RunStatus.CRASHED:
+            await self._recover(run_id)
+
+    async def _recover(self, run_id: str) -> None:
+        """A run that ended crashed here is retried when its workflow asks for it."""
+        try:
+            await recover_crashed(self.store, run_id, self.settings)
+        except Exception as exc:  # logged; recover_crashed may be called again (idempotent)
+            log.error("run %s crashed and its automatic recovery failed: %s", run_id, exc)
 
     async def _not_claimed(self, run_id: str, job_id: int | None) -> None:
         try:

@@ -62,10 +62,10 @@ async def submit_run(
     run_id = record.id
     now = (record.queued_at or record.started_at).timestamp()
     try:
-        job_id = await _defer(store.url, run_id, queue_name)
+        job_id = await defer_run(store.url, run_id, queue_name)
     except Exception as exc:
         reason = _reason(exc)
-        await _not_queued(store, run_id, now, reason)
+        await not_queued(store, run_id, now, reason)
         raise StoreError(f"run {run_id} could not be queued (it is now failed): {reason}") from exc
     try:
         await store.set_job_id(run_id, job_id)
@@ -75,9 +75,14 @@ async def submit_run(
     return await store.get_run(run_id)
 
 
-async def _defer(url: str, run_id: str, queue_name: str) -> int:
+async def defer_run(url: str, run_id: str, queue_name: str, *, delay: float = 0.0) -> int:
+    """Defer the job that executes ``run_id`` (no worker takes it for ``delay`` seconds);
+    return its job id."""
     async with make_app(url, pooled=False).open_async() as opened:
-        return await opened.configure_task(TASK_NAME, queue=queue_name).defer_async(run_id=run_id)
+        task = opened.configure_task(
+            TASK_NAME, queue=queue_name, schedule_in={"seconds": delay} if delay > 0 else None
+        )
+        return await task.defer_async(run_id=run_id)
 
 
 def _reason(exc: BaseException) -> str:
@@ -89,8 +94,9 @@ def _reason(exc: BaseException) -> str:
     return ": ".join(p for p in parts if p) or type(exc).__name__
 
 
-async def _not_queued(store: Store, run_id: str, queued_at: float, why: str) -> None:
-    """Finalize a run whose job could not be deferred, so it never stays ``queued``."""
+async def not_queued(store: Store, run_id: str, queued_at: float, why: str) -> None:
+    """Finalize a run whose job could not be deferred, so it never stays ``queued``
+    (also used for a retry that automatic recovery could not queue)."""
     ended = time.time()
     reason = f"the run's job could not be deferred to the queue: {why}"
     try:
