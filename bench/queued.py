@@ -14,47 +14,31 @@ Figures, all on one scratch PostgreSQL database, in one run, on this machine:
 * **memory**: a worker's resident set after 100 runs and after ``--rss-runs`` (1,000)
   runs: it must not grow with the number of runs.
 
-    .venv/bin/python bench/queue.py            # table on stdout, progress on stderr
-    .venv/bin/python bench/queue.py --json     # the same figures as JSON
+    .venv/bin/python bench/queued.py            # table on stdout, progress on stderr
+    .venv/bin/python bench/queued.py --json     # the same figures as JSON
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import statistics
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-# This file's name is also the standard library's `queue`, which Python would import from
-# here (a script's folder comes first on sys.path): take the folder off, and load the
-# shared harness by its path instead.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from typing import Any  # noqa: E402
-
-
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, _HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load("_harness")
+sys.path.insert(0, str(_HERE))
+import _harness as h  # noqa: E402
 
 NOOP_QUEUE = "bench_noop"
 FLOW_QUEUE = "bench_flow"
@@ -259,7 +243,8 @@ def sweep_pass(url: str) -> float | None:
     """One sweeper pass over 100,000 finished runs (ms), when the sweeper exists."""
     if not (_HERE / "sweep.py").exists():
         return None
-    sweep_bench = _load("sweep")
+    import sweep as sweep_bench  # bench/sweep.py
+
     measure = getattr(sweep_bench, "one_pass_ms", None)
     return float(measure(url, 100_000)) if measure is not None else None
 
