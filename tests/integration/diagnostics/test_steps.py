@@ -10,7 +10,7 @@ from flowtrail.runner import Runner
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store.records import StepRecord
-from tests.integration.diagnostics.support import make_yaml_flow
+from tests.integration.diagnostics.support import backend_of, execute_sql, make_yaml_flow
 
 CODE = """
 import asyncio
@@ -226,3 +226,31 @@ async def test_a_large_output_is_truncated_with_its_metadata(db, flow) -> None:
     assert huge.output["max_output_bytes"] == 4096
     assert huge.output["preview"].startswith('{"result":"xxx')
     assert small.output_truncated is False and small.output == {"result": "x" * 10}
+
+
+async def test_a_refused_step_write_is_superseded_and_never_fails_the_run(db, flow) -> None:
+    condition = "NEW.block_id = 'b1' AND NEW.status = 'running'"
+    if backend_of(db.url) == "sqlite":
+        statements = [
+            "CREATE TRIGGER no_b1 BEFORE INSERT ON workflow_steps "
+            f"WHEN {condition} BEGIN SELECT RAISE(ABORT, 'injected by no_b1'); END;"
+        ]
+    else:
+        statements = [
+            "CREATE FUNCTION no_b1_fn() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN IF {condition} THEN RAISE EXCEPTION 'injected by no_b1'; END IF; "
+            "RETURN NEW; END $$",
+            "CREATE TRIGGER no_b1 BEFORE INSERT ON workflow_steps "
+            "FOR EACH ROW EXECUTE FUNCTION no_b1_fn()",
+        ]
+    await execute_sql(db.url, statements)
+    fl = flow(chain(3), CODE)
+
+    report = await Runner(Settings(), db).run(fl.workflow)
+
+    assert report.status is RunStatus.COMPLETED
+    record = await db.get_run(report.run_id)
+    assert record.marker_write_failures >= 1  # the write carrying b1's start was refused
+    steps = by_key(await db.list_steps(report.run_id))
+    assert [steps[("", f"b{i}")].status for i in range(3)] == ["completed"] * 3
+    assert steps[("", "b1")].output == {"result": 1}  # its end superseded its start
