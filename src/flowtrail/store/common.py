@@ -459,9 +459,15 @@ def not_retryable(rec: RunRecord) -> str:
         )
     if rec.status.terminal:
         return f"run {rec.id} is {rec.status.value}: there is nothing to retry"
+    why = (
+        " (a run whose process died stays running until its lease expires and it is "
+        "swept crashed; retry it then)"
+        if rec.status is RunStatus.RUNNING
+        else ""
+    )
     return (
         f"run {rec.id} is {rec.status.value}, not ended: only a crashed, failed or "
-        "cancelled run can be retried"
+        f"cancelled run can be retried{why}"
     )
 
 
