@@ -13,11 +13,13 @@ The public Python API::
     flowtrail.retry(run_id)                                 # a crashed run, continued
     flowtrail.submit(workflow, {"count": 3})                # queue it for a worker
                                                             # (PostgreSQL)
+    flowtrail.why(run_id).summary                           # why is it not moving?
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +38,8 @@ from flowtrail.errors import (
     StoreError,
     WorkflowError,
 )
+from flowtrail.liveness.why import Verdict
+from flowtrail.liveness.why import why as _why
 from flowtrail.model.compile import compile_definition, compile_file
 from flowtrail.model.definition import WorkflowDefinition
 from flowtrail.model.graph import Workflow
@@ -205,6 +209,24 @@ def get_run(run_id: str, **kwargs: Any) -> RunRecord:
     return asyncio.run(get_run_async(run_id, **kwargs))
 
 
+async def why_async(
+    run_id: str, *, settings: Settings | None = None, database_url: str | None = None
+) -> Verdict:
+    """Why is this run not moving? One ``Verdict`` (``verdict``, ``summary``,
+    ``evidence``), as ``flowtrail why`` gives it. ``database_url`` overrides the
+    settings' database; ``RunNotFoundError`` for an unknown id."""
+    settings = settings or Settings.from_env()
+    if database_url is not None:
+        settings = dataclasses.replace(settings, database_url=database_url)
+    async with _existing_store(settings, migrate=True) as store:
+        return await _why(store, run_id, settings)
+
+
+def why(run_id: str, **kwargs: Any) -> Verdict:
+    """The synchronous ``why_async``."""
+    return asyncio.run(why_async(run_id, **kwargs))
+
+
 __all__ = [
     "BlockError",
     "CancelOutcome",
@@ -228,6 +250,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Tokens",
+    "Verdict",
     "Workflow",
     "WorkflowDefinition",
     "WorkflowError",
@@ -248,4 +271,6 @@ __all__ = [
     "run_async",
     "submit",
     "submit_async",
+    "why",
+    "why_async",
 ]

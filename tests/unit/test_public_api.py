@@ -20,6 +20,7 @@ PUBLIC = {
     "WorkflowError", "cancel", "cancel_async", "compile_definition", "compile_file",
     "current_step", "get_run", "get_run_async", "load_workflow", "open_store", "resume",
     "resume_async", "retry", "retry_async", "run", "run_async", "submit", "submit_async",
+    "Verdict", "why", "why_async",
 }  # fmt: skip
 
 

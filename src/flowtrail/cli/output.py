@@ -54,6 +54,13 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
         f"{data['finalization_path'] or '—'}"
         + (f" (by {data['finalized_by']})" if data.get("finalized_by") else ""),
     )
+    if data.get("lease"):
+        lease = data["lease"]
+        style = {"expired": "red", "late": "yellow"}.get(lease["state"], "white")
+        table.add_row("lease", f"[{style}]{escape(lease['text'])}[/]")
+    if data.get("why"):
+        found = data["why"]
+        table.add_row("why", f"[bold]{found['verdict']}[/]: {escape(found['summary'])}")
     table.add_row("last started", _marker(data["last_started_block"], "started_at"))
     table.add_row("last completed", _marker(data["last_completed_block"], "ended_at"))
     if data.get("error"):
@@ -100,6 +107,52 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
         trunc = exec_data.get("truncation")
         if trunc:
             console.print(f"[dim]trace compacted: {trunc}[/]")
+
+
+VERDICT_STYLE = {
+    "running_healthy": "cyan",
+    "queued_waiting_for_worker": "dim",
+    "waiting_for_input": "blue",
+    "cancelling": "yellow",
+    "ended": "green",
+}
+
+
+def show_verdict(console: Console, data: dict[str, Any]) -> None:
+    """``flowtrail why``: the verdict, its one-sentence summary, then the evidence, one
+    fact a line (nested facts as ``block.started_at``)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    status = data["status"]
+    table.add_row("run", data["run_id"])
+    table.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]")
+    style = VERDICT_STYLE.get(data["verdict"], "red")
+    table.add_row("verdict", f"[bold {style}]{data['verdict']}[/]")
+    table.add_row("why", escape(data["summary"]))
+    console.print(table, highlight=False)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column()
+    for key, value in _flat(data["evidence"]):
+        facts.add_row(escape(key), escape(value))
+    if facts.row_count:
+        console.print("[bold]evidence[/]")
+        console.print(facts, highlight=False)
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict) and "block_id" in value:  # a marker: one line, as `show` has it
+        return [(prefix, _marker(value, "started_at" if "started_at" in value else "ended_at"))]
+    if isinstance(value, dict):
+        rows: list[tuple[str, str]] = []
+        for key, item in value.items():
+            if item is not None:
+                rows.extend(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return rows
+    if isinstance(value, list):
+        return [(prefix, ", ".join(str(v) for v in value) or "—")]
+    return [(prefix, json.dumps(value) if isinstance(value, bool) else str(value))]
 
 
 SPAN_LINES = 200  # span lines shown by default; the error paths come on top
@@ -201,6 +254,10 @@ def runs_table(rows: list[dict[str, Any]], short_ids: dict[str, str], width: int
         else:
             marker = data["last_completed_block"] or data["last_started_block"]
         label = Text(status, style=STATUS_STYLE.get(status, "white"))
+        lease = data.get("lease")
+        if lease:  # a running run: whether anyone still renews its lease
+            expired = lease["state"] == "expired"
+            label.append(f" ({lease['short']})", style="red" if expired else "dim")
         path = data["finalization_path"]
         if path and path not in (status, "force_failed"):
             label.append(f" ({path})", style="dim")  # the unusual paths: fallback_completed

@@ -20,11 +20,22 @@ from flowtrail.cli.common import (
     resolve_run_id,
     settings_for,
 )
-from flowtrail.cli.output import dump, runs_table, short_id_length, show_record, span_tree
+from flowtrail.cli.output import (
+    dump,
+    runs_table,
+    short_id_length,
+    show_record,
+    show_verdict,
+    span_tree,
+)
 from flowtrail.diagnostics.view import record_json, step_json, steps_tree
 from flowtrail.errors import InputError
+from flowtrail.liveness.lease import lease_state
+from flowtrail.liveness.why import explain
+from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
-from flowtrail.store import Store
+from flowtrail.store import RunRecord, Store
+from flowtrail.store.common import utcnow
 from flowtrail.store.records import CancelOutcome, RunFilter
 
 RunIdArgument = Annotated[
@@ -37,13 +48,17 @@ def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False
     still going, the steps so far, with each loop's and parallel's progress)."""
 
     async def go() -> int:
-        store = await open_db(settings_for(db), db=db)
+        settings = settings_for(db)
+        store = await open_db(settings, db=db)
         try:
             record = await store.get_run(await resolve_run_id(store, run_id))
             steps = await store.list_steps(record.id)
+            found = None if record.status.terminal else await explain(store, record, settings)
         finally:
             await store.close()
-        data = record_json(record)
+        data = with_lease(record, settings)
+        if found is not None:
+            data["why"] = found.to_dict()
         data["steps"] = [step_json(step) for step in steps]
         if as_json:
             out.print(dump(data))
@@ -88,17 +103,47 @@ def list_runs(
             raise InputError(
                 f"unknown status '{status}' (one of: {', '.join(s.value for s in RunStatus)})"
             ) from None
-        store = await open_db(settings_for(db), db=db)
+        settings = settings_for(db)
+        store = await open_db(settings, db=db)
         try:
             rows = await store.list_runs(RunFilter(wanted, workflow, limit))
             short = {} if as_json else await short_ids(store, [r.id for r in rows])
         finally:
             await store.close()
-        data = [record_json(r) for r in rows]
+        data = [with_lease(r, settings) for r in rows]
         if as_json:
             out.print(dump(data))
         else:
             out.print(runs_table(data, short, out.width))
+        return 0
+
+    raise typer.Exit(guard(go, as_json))
+
+
+def with_lease(record: RunRecord, settings: Settings) -> dict[str, Any]:
+    """The run's JSON plus ``lease``: how the lease of a running run stands now (``None``
+    for any other status)."""
+    lease = lease_state(record, utcnow(), settings.lease_seconds)
+    return {**record_json(record), "lease": None if lease is None else lease.to_dict()}
+
+
+def why(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Why is this run not moving? One verdict (queued with no worker, running a block
+    past its timeout, event loop blocked, waiting for input, lease expired, crashed, …)
+    with its evidence: timestamps, heartbeat age, worker, markers, event-loop lag."""
+
+    async def go() -> int:
+        settings = settings_for(db)
+        store = await open_db(settings, db=db)
+        try:
+            full_id = await resolve_run_id(store, run_id)
+            found = await explain(store, await store.get_run(full_id), settings)
+        finally:
+            await store.close()
+        if as_json:
+            out.print(dump(found.to_dict()))
+        else:
+            show_verdict(out, found.to_dict())
         return 0
 
     raise typer.Exit(guard(go, as_json))

@@ -15,6 +15,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    QueueState,
     RunFilter,
     RunRecord,
     StepRecord,
@@ -134,3 +135,20 @@ class Store(Protocol):
         ...
 
     async def list_runs(self, filt: RunFilter) -> list[RunRecord]: ...
+
+    async def queue_state(self, run: RunRecord, live_seconds: float) -> QueueState:
+        """For a queued ``run``: the runs of its queue still waiting that were queued
+        before it, and the queue workers that sent a heartbeat in the last
+        ``live_seconds`` (``None``: no queue in this database)."""
+        ...
+
+    async def running_steps(self, run_id: str, limit: int = 20) -> list[StepRecord]:
+        """The run's steps that are running now, oldest first, at most ``limit``."""
+        ...
+
+    async def block_durations(
+        self, workflow_name: str, block_id: str, *, exclude: str, runs: int = 20
+    ) -> list[float]:
+        """Seconds ``block_id`` took (each completed execution) in the latest ``runs``
+        completed runs of ``workflow_name``, leaving out run ``exclude``."""
+        ...

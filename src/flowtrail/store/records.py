@@ -152,6 +152,16 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueState:
+    """Where a queued run stands: how many runs of its queue were queued before it and
+    are still waiting, and how many queue workers are alive (``None`` when this database
+    has no queue: SQLite, or Procrastinate's schema was never applied)."""
+
+    ahead: int
+    live_workers: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseRenewal:
     """What a heartbeat learned: whether the lease is still held (the run is running
     under this epoch) and whether a cancel was requested."""

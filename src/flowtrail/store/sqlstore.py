@@ -28,6 +28,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    QueueState,
     RunFilter,
     RunRecord,
     StepRecord,
@@ -340,6 +341,36 @@ class SqlStore(ABC):
             "limit": max(0, filt.limit),
         }
         return [common.row_to_record(row) for row in await self._q("list_runs", params)]
+
+    # -- what "why is this run not moving?" reads -----------------------------------------
+
+    async def queue_state(self, run: RunRecord, live_seconds: float) -> QueueState:
+        params = {"id": run.id, "queue_name": run.queue_name, "queued_at": self._ts(run.queued_at)}
+        ahead = int((await self._q("queued_ahead", params))[0]["ahead"])
+        if not (await self._q("queue_workers_present", {}))[0]["present"]:
+            return QueueState(ahead, None)
+        rows = await self._q("live_queue_workers", {"seconds": live_seconds})
+        return QueueState(ahead, int(rows[0]["live"]))
+
+    async def running_steps(self, run_id: str, limit: int = 20) -> list[StepRecord]:
+        rows = await self._q("running_steps", {"id": run_id, "limit": max(0, limit)})
+        return [common.row_to_step(row) for row in rows]
+
+    async def block_durations(
+        self, workflow_name: str, block_id: str, *, exclude: str, runs: int = 20
+    ) -> list[float]:
+        params = {
+            "workflow_name": workflow_name,
+            "block_id": block_id,
+            "id": exclude,
+            "runs": max(0, runs),
+        }
+        durations = []
+        for row in await self._q("block_durations", params):
+            started, ended = common.parse_ts(row["started_at"]), common.parse_ts(row["ended_at"])
+            if started is not None and ended is not None:
+                durations.append(max(0.0, (ended - started).total_seconds()))
+        return durations
 
     async def _current(self, run_id: str) -> tuple[RunStatus, FinalizationPath | None]:
         rows = await self._q("get_status", {"id": run_id})

@@ -283,3 +283,38 @@ SELECT table_name::text AS table_name, column_name::text AS column_name,
 FROM information_schema.columns
 WHERE table_schema = current_schema()
 ORDER BY table_name, ordinal_position
+
+-- name: queued_ahead
+-- "Why is this run not moving?": the runs of the same queue queued before this one and
+-- still waiting (the status index keeps this to the few queued rows).
+SELECT count(*) AS ahead FROM workflow_execution_logs
+WHERE status = 'queued' AND queue_name IS NOT DISTINCT FROM %(queue_name)s::text
+  AND queued_at < %(queued_at)s::timestamptz AND id <> %(id)s::text
+
+-- name: queue_workers_present
+-- Whether Procrastinate's schema is here (`flowtrail db upgrade` applies it): its worker
+-- table is only read when it exists.
+SELECT to_regclass('procrastinate_workers') IS NOT NULL AS present
+
+-- name: live_queue_workers
+-- Procrastinate workers that sent a heartbeat recently: the ones that can claim a run.
+SELECT count(*) AS live FROM procrastinate_workers
+WHERE last_heartbeat > now() - make_interval(secs => %(seconds)s::double precision)
+
+-- name: running_steps
+-- The blocks a run is executing now, as its durable steps say (oldest first).
+SELECT * FROM workflow_steps WHERE run_id = %(id)s::text AND status = 'running'
+ORDER BY started_at LIMIT %(limit)s::bigint
+
+-- name: block_durations
+-- How long one block took in the latest completed runs of its workflow (the
+-- workflow/started index, then primary-key lookups of their steps).
+SELECT s.started_at, s.ended_at
+FROM (
+    SELECT id FROM workflow_execution_logs
+    WHERE workflow_name = %(workflow_name)s::text AND status = 'completed'
+      AND id <> %(id)s::text
+    ORDER BY started_at DESC LIMIT %(runs)s::bigint
+) AS r
+JOIN workflow_steps AS s ON s.run_id = r.id
+WHERE s.block_id = %(block_id)s::text AND s.status = 'completed' AND s.ended_at IS NOT NULL

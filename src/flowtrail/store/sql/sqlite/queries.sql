@@ -244,3 +244,34 @@ SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type,
 FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p
 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
 ORDER BY m.name, p.cid
+
+-- name: queued_ahead
+-- "Why is this run not moving?": the runs of the same queue queued before this one and
+-- still waiting (the status index keeps this to the few queued rows).
+SELECT count(*) AS ahead FROM workflow_execution_logs
+WHERE status = 'queued' AND queue_name IS :queue_name AND queued_at < :queued_at
+  AND id <> :id
+
+-- name: queue_workers_present
+-- SQLite has no queue (Procrastinate needs PostgreSQL): nobody could claim a queued run.
+SELECT 0 AS present
+
+-- name: live_queue_workers
+SELECT 0 AS live
+
+-- name: running_steps
+-- The blocks a run is executing now, as its durable steps say (oldest first).
+SELECT * FROM workflow_steps WHERE run_id = :id AND status = 'running'
+ORDER BY started_at LIMIT :limit
+
+-- name: block_durations
+-- How long one block took in the latest completed runs of its workflow (the
+-- workflow/started index, then primary-key lookups of their steps).
+SELECT s.started_at, s.ended_at
+FROM (
+    SELECT id FROM workflow_execution_logs
+    WHERE workflow_name = :workflow_name AND status = 'completed' AND id <> :id
+    ORDER BY started_at DESC LIMIT :runs
+) AS r
+JOIN workflow_steps AS s ON s.run_id = r.id
+WHERE s.block_id = :block_id AND s.status = 'completed' AND s.ended_at IS NOT NULL
