@@ -11,7 +11,7 @@ import typer
 from flowtrail.cli import app
 from tests.acceptance.clitools import Cli, write_workflow
 
-COMMANDS = [(), ("run",), ("resume",), ("show",), ("runs",), ("cancel",), ("validate",),
+COMMANDS = [(), ("run",), ("resume",), ("show",), ("runs",), ("cancel",), ("why",), ("validate",),
             ("schema",), ("db",), ("db", "upgrade")]  # fmt: skip
 
 

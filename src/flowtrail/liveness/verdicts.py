@@ -276,10 +276,12 @@ class Facts:
                 "queued_expired",
                 f"{head} and past its time-to-live since {self.at(rec.expires_at)}: no worker "
                 "will claim it, and the sweeper ends it failed (expired) at its next pass, by "
-                f"about {self.at(rec.expires_at + self.sweep_interval())}.",
+                f"about {self.at(max(rec.expires_at, self.now) + self.sweep_interval())}.",
                 evidence,
             )
-        ahead_text = f"{ahead} run{'s' if ahead != 1 else ''} ahead of it"
+        ahead_text = (
+            f"{ahead} run{'s' if ahead != 1 else ''} ahead of it" if ahead else "no run ahead of it"
+        )
         if not workers:
             if workers is None:
                 why_none = (
