@@ -25,6 +25,8 @@ STATUS_STYLE = {
     "queued": "dim",
 }
 
+LEASE_STYLE = {"expired": "red", "late": "yellow"}
+
 
 def dump(data: Any) -> Text:
     """JSON for stdout, as a Rich ``Text`` so brackets in user data (``"[/x]"``) print
@@ -56,7 +58,7 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     )
     if data.get("lease"):
         lease = data["lease"]
-        style = {"expired": "red", "late": "yellow"}.get(lease["state"], "white")
+        style = LEASE_STYLE.get(lease["state"], "white")
         table.add_row("lease", f"[{style}]{escape(lease['text'])}[/]")
     if data.get("why"):
         found = data["why"]
@@ -245,37 +247,35 @@ def _styled(label: str, status: str) -> str:
 def runs_table(rows: list[dict[str, Any]], short_ids: dict[str, str], width: int) -> Table:
     """Fits ``width`` columns (80 included): short ids, compact times, and long workflow
     or block names cut with an ellipsis. The "last block" is where a running or paused run
-    is now (its last started block), and the last completed block of a finished one."""
-    cells: list[list[Text]] = []
-    for data in rows:
-        status = data["status"]
-        if status in ("running", "paused", "queued"):
-            marker = data["last_started_block"]
-        else:
-            marker = data["last_completed_block"] or data["last_started_block"]
-        label = Text(status, style=STATUS_STYLE.get(status, "white"))
-        lease = data.get("lease")
-        if lease:  # a running run: whether anyone still renews its lease
-            expired = lease["state"] == "expired"
-            label.append(f" ({lease['short']})", style="red" if expired else "dim")
-        path = data["finalization_path"]
-        if path and path not in (status, "force_failed"):
-            label.append(f" ({path})", style="dim")  # the unusual paths: fallback_completed
-        cells.append(
-            [
-                Text(short_ids.get(data["id"], data["id"])),
-                Text(data["workflow"]),
-                label,
-                Text(marker["block_id"] if marker else "—"),
-                Text(_when(data["started_at"])),
-                Text(_took(data["duration_ms"])),
-            ]
-        )
+    is now (its last started block), and the last completed block of a finished one. A
+    running run's status says how its lease stands, as fully as the names still fit beside
+    it: an expired or late lease always (``(expired)`` at the narrowest), the heartbeat age
+    of a healthy one when there is room."""
     headers = ["run", "workflow", "status", "last block", "started (UTC)", "took"]
-    widths = [max([len(h)] + [r[i].cell_len for r in cells]) for i, h in enumerate(headers)]
-    # each gap between columns: one space of padding either side and the box's divider
-    fixed = sum(widths[i] for i in (0, 2, 4, 5)) + 3 * (len(headers) - 1)
-    room = max(16, width - fixed)  # for the workflow and block names
+    for detail in (LEASE_FULL, LEASE_TROUBLE, LEASE_TERSE):
+        cells: list[list[Text]] = []
+        for data in rows:
+            status = data["status"]
+            if status in ("running", "paused", "queued"):
+                marker = data["last_started_block"]
+            else:
+                marker = data["last_completed_block"] or data["last_started_block"]
+            cells.append(
+                [
+                    Text(short_ids.get(data["id"], data["id"])),
+                    Text(data["workflow"]),
+                    _status_label(data, detail),
+                    Text(marker["block_id"] if marker else "—"),
+                    Text(_when(data["started_at"])),
+                    Text(_took(data["duration_ms"])),
+                ]
+            )
+        widths = [max([len(h)] + [r[i].cell_len for r in cells]) for i, h in enumerate(headers)]
+        # each gap between columns: one space of padding either side and the box's divider
+        fixed = sum(widths[i] for i in (0, 2, 4, 5)) + 3 * (len(headers) - 1)
+        room = max(16, width - fixed)  # for the workflow and block names
+        if widths[1] + widths[3] <= room:
+            break
     if widths[1] + widths[3] > room:
         block = max(8, min(widths[3], room // 2))
         widths[1], widths[3] = max(8, room - block), block
@@ -291,6 +291,25 @@ def runs_table(rows: list[dict[str, Any]], short_ids: dict[str, str], width: int
     for row in cells:
         table.add_row(*row)
     return table
+
+
+# How much of a running run's lease the runs table shows: all of it; only an expired or
+# late one; only the word for it.
+LEASE_FULL, LEASE_TROUBLE, LEASE_TERSE = range(3)
+
+
+def _status_label(data: dict[str, Any], detail: int) -> Text:
+    status = data["status"]
+    label = Text(status, style=STATUS_STYLE.get(status, "white"))
+    lease = data.get("lease")
+    trouble = lease is not None and lease["state"] in LEASE_STYLE
+    if lease and (detail == LEASE_FULL or trouble):
+        text = lease["state"] if detail == LEASE_TERSE else lease["short"]
+        label.append(f" ({text})", style=LEASE_STYLE.get(lease["state"], "dim"))
+    path = data["finalization_path"]
+    if path and path not in (status, "force_failed"):
+        label.append(f" ({path})", style="dim")  # the unusual paths: fallback_completed
+    return label
 
 
 def _when(iso: str | None) -> str:

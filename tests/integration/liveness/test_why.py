@@ -195,7 +195,8 @@ async def test_a_queued_run_past_its_time_to_live(db: SqlStore, flow: Any) -> No
     await asyncio.sleep(0.1)
     v = await why(db, run.id, settings)
     assert v.verdict == "queued_expired"
-    assert v.evidence["expires_at"] == run.expires_at.isoformat()  # type: ignore[union-attr]
+    assert run.expires_at is not None
+    assert v.evidence["expires_at"] == run.expires_at.isoformat()
 
 
 async def test_ended_runs(db: SqlStore, flow: Any) -> None:
