@@ -7,11 +7,14 @@ import asyncio
 import json
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+from flowtrail.liveness.why import Verdict, why
+from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
-from flowtrail.store import Finalization, open_store
+from flowtrail.store import Finalization, NewRun, Worker, open_store
 from flowtrail.store.common import utcnow
 from tests.acceptance.clitools import Cli, started, write_workflow
 
@@ -26,6 +29,8 @@ connections:
   - first -> second
 """
 
+LEASE = 2.0
+
 
 def why_json(cli: Cli, run_id: str) -> dict[str, Any]:
     result = cli.run("why", run_id, "--json")
@@ -34,16 +39,25 @@ def why_json(cli: Cli, run_id: str) -> dict[str, Any]:
     return data
 
 
-def until_verdict(cli: Cli, run_id: str, wanted: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def _until_verdict(url: str, run_id: str, wanted: str, seconds: float) -> Verdict:
+    """``why`` from Python, on a store of its own: a pure read (a CLI command would end
+    this host's dead runs first)."""
+    settings = Settings(database_url=url, lease_seconds=LEASE, sweep_seconds=0.5)
     seen = []
-    while time.monotonic() < deadline:
-        data = why_json(cli, run_id)
-        if data["verdict"] == wanted:
-            return data
-        seen.append(data["verdict"])
-        time.sleep(0.1)
+    async with open_store(url) as store:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = await why(store, run_id, settings)
+            if found.verdict == wanted:
+                return found
+            seen.append(found.verdict)
+            await asyncio.sleep(0.05)
     raise AssertionError(f"never {wanted}; saw {seen}")
+
+
+def until_verdict(url: str, run_id: str, wanted: str, seconds: float = 20) -> Verdict:
+    result: Verdict = asyncio.run(_until_verdict(url, run_id, wanted, seconds))
+    return result
 
 
 def end_as_the_sweeper_does(url: str, run_id: str) -> None:
@@ -70,7 +84,7 @@ def end_as_the_sweeper_does(url: str, run_id: str) -> None:
 
 
 def test_a_killed_run_is_named_until_it_is_swept_then_crashed(cli: Cli, tmp_path: Path) -> None:
-    cli.env["FLOWTRAIL_LEASE_SECONDS"] = "2"
+    cli.env["FLOWTRAIL_LEASE_SECONDS"] = str(LEASE)
     wf = write_workflow(tmp_path, "killed", SLEEPER.format(name="killed"))
     proc = cli.start("run", str(wf), "--quiet")
     try:
@@ -84,29 +98,21 @@ def test_a_killed_run_is_named_until_it_is_swept_then_crashed(cli: Cli, tmp_path
     assert alive["verdict"] == "running_healthy", alive["summary"]
     assert alive["evidence"]["block"]["id"] == "second"
     assert alive["evidence"]["lease_state"] == "held"
-    assert 0 < alive["evidence"]["lease_expires_in_s"] <= 2
+    assert 0 < alive["evidence"]["lease_expires_in_s"] <= LEASE
     assert "running (hb " in table.stdout
     assert "lease ok, heartbeat" in shown.stdout and f":{proc.pid}" in shown.stdout
     assert "running_healthy:" in shown.stdout
 
-    expired = until_verdict(cli, row["id"], "lease_expired")
-    assert expired["status"] == "running"
-    assert expired["evidence"]["process_gone"] is True
-    assert expired["evidence"]["last_started_block"]["block_id"] == "second"
-    assert expired["evidence"]["worker"]["pid"] == proc.pid
-    assert "its process is gone" in expired["summary"]
-    swept_by = expired["evidence"]["sweep_due_at"]
-    assert swept_by >= expired["evidence"]["lease_expires_at"]
-
-    table = cli.run("runs", "--workflow", "killed")
-    assert table.returncode == 0, table.stderr
-    assert "running (lease expired" in table.stdout
-    shown = cli.run("show", row["id"])
-    assert shown.returncode == 0, shown.stderr
-    assert "lease expired" in shown.stdout and "lease_expired:" in shown.stdout
-    record = cli.show(row["id"])
-    assert record["lease"]["state"] == "expired"
-    assert record["why"]["verdict"] == "lease_expired"
+    gone = until_verdict(cli.db, row["id"], "process_gone")  # before its lease runs out
+    assert gone.evidence["process_gone"] is True
+    assert gone.evidence["lease_expires_in_s"] > 0
+    expired = until_verdict(cli.db, row["id"], "lease_expired")
+    assert expired.status is RunStatus.RUNNING
+    assert expired.evidence["process_gone"] is True
+    assert expired.evidence["last_started_block"]["block_id"] == "second"
+    assert expired.evidence["worker"]["pid"] == proc.pid
+    assert "its process is gone" in expired.summary
+    assert expired.evidence["sweep_due_at"] > expired.evidence["lease_expires_at"]
 
     end_as_the_sweeper_does(cli.db, row["id"])
     crashed = why_json(cli, row["id"])
@@ -116,6 +122,48 @@ def test_a_killed_run_is_named_until_it_is_swept_then_crashed(cli: Cli, tmp_path
     assert crashed["evidence"]["last_started_block"]["block_id"] == "second"
     assert str(proc.pid) in crashed["summary"]
     assert "why" not in cli.show(row["id"])  # an ended run needs no "why" line
+
+
+def test_a_run_held_elsewhere_whose_lease_expired(cli: Cli) -> None:
+    """A run whose worker on another host stopped renewing its lease: only the lease
+    tells, and `runs`, `show` and `why` all say so."""
+
+    run_id = uuid.uuid4().hex
+
+    async def create() -> None:
+        async with open_store(cli.db) as store:
+            await store.put_snapshot("h", "remote", {"name": "remote", "blocks": {}})
+            await store.create_run(
+                NewRun(
+                    id=run_id,
+                    workflow_name="remote",
+                    snapshot_hash="h",
+                    status=RunStatus.RUNNING,
+                    trigger="queue",
+                    started_at=utcnow(),
+                    input=None,
+                    worker=Worker("elsewhere", 4242, "worker-7"),
+                    lease_seconds=0.05,
+                )
+            )
+
+    asyncio.run(create())
+    time.sleep(0.1)
+    table = cli.run("runs", "--workflow", "remote")
+    assert table.returncode == 0, table.stderr
+    assert "running (lease expired" in table.stdout
+    shown = cli.run("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "lease expired" in shown.stdout and "worker-7 (elsewhere:4242)" in shown.stdout
+    assert "lease_expired:" in shown.stdout
+    data = why_json(cli, run_id)
+    assert data["verdict"] == "lease_expired"
+    assert "nobody renews it" in data["summary"]
+    assert "process_gone" not in data["evidence"]  # another host: not known
+    assert data["evidence"]["worker"] == {"id": "worker-7", "host": "elsewhere", "pid": 4242}
+    record = cli.show(run_id)
+    assert record["lease"]["state"] == "expired" and record["lease"]["expires_in_s"] < 0
+    assert record["why"]["verdict"] == "lease_expired"
 
 
 def test_why_human_and_json(cli: Cli, tmp_path: Path) -> None:
