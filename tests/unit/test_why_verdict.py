@@ -366,8 +366,8 @@ def test_lease_state_text() -> None:
     named = lease_state(running(worker_id="w-7"), NOW, 60)
     assert named is not None and named.worker == "w-7 (box:4242)"
     assert lease_state(record(RunStatus.PAUSED), NOW, 60) is None
-    assert [ago(s) for s in (0.4, 12, 185, 7620, 90_000)] == ["0.4s", "12s", "3m05s", "2h07m",
-                                                              "1d01h"]  # fmt: skip
+    assert [ago(s) for s in (0.011, 2.4, 12, 185, 7620, 90_000)] == [
+        "11ms", "2.4s", "12s", "3m05s", "2h07m", "1d01h"]  # fmt: skip
 
 
 def test_this_host_is_not_needed_for_a_pure_verdict() -> None:

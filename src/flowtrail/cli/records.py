@@ -53,7 +53,9 @@ def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False
         try:
             record = await store.get_run(await resolve_run_id(store, run_id))
             steps = await store.list_steps(record.id)
-            found = None if record.status.terminal else await explain(store, record, settings)
+            found = None
+            if not record.status.terminal:
+                found = await explain(store, record, settings, steps)
         finally:
             await store.close()
         data = with_lease(record, settings)

@@ -131,9 +131,11 @@ def iso(value: datetime | None) -> str | None:
 
 
 def ago(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``3m05s``, ``2h07m``, ``3d04h``."""
+    """``11ms``, ``2.4s``, ``12s``, ``3m05s``, ``2h07m``, ``3d04h``."""
     if seconds is None:
         return "?"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
     if seconds < 10:
         return f"{seconds:.1f}s".replace(".0s", "s")
     whole = int(seconds)

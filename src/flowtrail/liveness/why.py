@@ -99,14 +99,21 @@ async def why(store: Store, run_id: str, settings: Settings) -> Verdict:
     return await explain(store, await store.get_run(run_id), settings)
 
 
-async def explain(store: Store, record: RunRecord, settings: Settings) -> Verdict:
-    """``why`` for a row already read (``flowtrail show`` has it): the reads around it."""
+async def explain(
+    store: Store,
+    record: RunRecord,
+    settings: Settings,
+    steps: Sequence[StepRecord] | None = None,
+) -> Verdict:
+    """``why`` for a row already read, and its steps when they were read too (``flowtrail
+    show`` has both): the reads around them."""
     if record.status is RunStatus.QUEUED and record.cancel_requested_at is None:
         queue = await store.queue_state(record, LIVE_WORKER_SECONDS)
         return verdict(record, utcnow(), settings, workers=queue.live_workers, ahead=queue.ahead)
     if record.status is not RunStatus.RUNNING:
         return verdict(record, utcnow(), settings)
-    steps = await store.running_steps(record.id, RUNNING_BLOCKS)
+    if steps is None:
+        steps = await store.running_steps(record.id, RUNNING_BLOCKS)
     blocks = running_blocks(record, steps)
     timeouts: dict[str, float] = {}
     usual: dict[str, list[float]] = {}

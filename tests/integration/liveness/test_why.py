@@ -25,6 +25,9 @@ import time
 async def wait_long():
     await asyncio.sleep(30)
 
+async def nap(seconds):
+    await asyncio.sleep(seconds)
+
 async def hog(seconds):
     time.sleep(seconds)  # blocks the event loop: CPU-bound async code
     return "done"
@@ -110,6 +113,67 @@ async def test_a_run_in_a_slow_block_is_healthy_and_named(
         handle.cancel()
         await handle.result()
     assert (await why(db2, handle.run_id, settings)).verdict == "ended"
+
+
+async def test_every_block_in_flight_is_counted_from_the_steps(
+    db: SqlStore, db2: SqlStore, flow: Any
+) -> None:
+    f = flow(
+        chain(("par", {"type": "parallel", "count": 3, "blocks": {"w": fn("wait_long")}})),
+        CODE,
+    )
+    settings = settings_for(db, lease_seconds=3)
+    handle = await Runner(settings, db).start(f.workflow)
+    try:
+        for _ in range(200):
+            v = await why(db2, handle.run_id, settings)
+            if v.evidence.get("running_blocks", 0) >= 4:  # the parallel and its 3 branches
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        handle.cancel()
+        await handle.result()
+    assert v.verdict == "running_healthy", v.summary
+    assert v.evidence["running_blocks"] == 4
+    assert "and 3 more" in v.summary
+
+
+async def test_a_block_far_slower_than_in_previous_runs_is_slow(
+    db: SqlStore, db2: SqlStore, flow: Any
+) -> None:
+    f = flow(
+        {
+            "name": "usual",
+            "inputs": {"seconds": {"type": "number", "default": 0.01}},
+            "blocks": {
+                "start": {"type": "start"},
+                "work": fn("nap", **{"with": {"seconds": "{{ start.seconds }}"}}),
+            },
+            "connections": ["start -> work"],
+        },
+        CODE,
+    )
+    settings = settings_for(db, lease_seconds=3)
+    runner = Runner(settings, db)
+    for _ in range(3):  # the usual: each execution recorded as a completed step
+        assert (await runner.run(f.workflow)).status is RunStatus.COMPLETED
+    handle = await runner.start(f.workflow, {"seconds": 30})
+    try:
+        await until_started(db2, handle.run_id, "work")
+        v = await why(db2, handle.run_id, settings)
+        for _ in range(100):  # over a second in the block: long enough to call slow
+            if v.verdict != "running_healthy":
+                break
+            await asyncio.sleep(0.05)
+            v = await why(db2, handle.run_id, settings)
+    finally:
+        handle.cancel()
+        await handle.result()
+    assert v.verdict == "block_slow", v.summary
+    assert v.evidence["usual_samples"] == 3
+    assert v.evidence["usual_s"] < 1
+    assert v.evidence["block"]["id"] == "work"
+    assert "Block 'work' (function)" in v.summary and "ms (median of 3" in v.summary
 
 
 def _watch(url: str, run_id: str, settings: Settings, stop: threading.Event) -> list[Verdict]:
