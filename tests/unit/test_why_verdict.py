@@ -14,7 +14,13 @@ from flowtrail.liveness.lease import ago, lease_state
 from flowtrail.liveness.why import VERDICTS, block_timeouts, running_blocks, verdict
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
-from flowtrail.store.records import CompletedMarker, RunRecord, StartedMarker, StepRecord
+from flowtrail.store.records import (
+    CompletedMarker,
+    QueueJob,
+    RunRecord,
+    StartedMarker,
+    StepRecord,
+)
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 SETTINGS = Settings(database_url="sqlite:///unused.db", lease_seconds=60, sweep_seconds=15)
@@ -266,6 +272,27 @@ def test_queued_expired() -> None:
     v = verdict(rec, NOW, SETTINGS, workers=3)
     assert v.verdict == "queued_expired"
     assert "time-to-live" in v.summary and "sweeper" in v.summary
+
+
+def test_queued_behind_a_job_scheduled_later() -> None:
+    rec = record(RunStatus.QUEUED, queue_name="q", queued_at=at(5), job_id=77)
+    job = QueueJob(77, "todo", at(-120))
+    v = verdict(rec, NOW, SETTINGS, workers=1, job=job)
+    assert v.verdict == "queued_scheduled"
+    assert "job 77 is scheduled for 2026-12-01T12:02:00Z (in 2m00s" in v.summary
+    assert v.evidence["job"] == {"id": 77, "status": "todo",
+                                 "scheduled_at": "2026-12-01T12:02:00+00:00"}  # fmt: skip
+    due = verdict(rec, NOW, SETTINGS, workers=1, job=QueueJob(77, "todo", at(1)))
+    assert due.verdict == "queued_waiting_for_worker"
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "aborted", "absent"])
+def test_queued_with_a_job_that_will_never_run_it(status: str) -> None:
+    rec = record(RunStatus.QUEUED, queue_name="q", queued_at=at(5), job_id=77)
+    v = verdict(rec, NOW, SETTINGS, workers=3, job=QueueJob(77, status))
+    assert v.verdict == "queued_job_lost"
+    assert "job 77" in v.summary and "reconciliation" in v.summary
+    assert v.evidence["job"]["status"] == status
 
 
 def test_crashed_names_cause_worker_and_last_markers() -> None:

@@ -15,12 +15,14 @@ from flowtrail.liveness.lease import LeaseState, ago, iso, lease_state, seconds_
 from flowtrail.liveness.lease import worker_label as _worker
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, RunStatus
-from flowtrail.store.records import RunRecord
+from flowtrail.store.records import QueueJob, RunRecord
 
 VERDICTS = (
     "queued_waiting_for_worker",
     "queued_no_worker",
     "queued_expired",
+    "queued_scheduled",
+    "queued_job_lost",
     "running_healthy",
     "block_over_timeout",
     "block_slow",
@@ -34,6 +36,8 @@ VERDICTS = (
 )
 """Every verdict ``why`` can give (a script can rely on this vocabulary)."""
 
+# Procrastinate job statuses after which the job will never execute its run.
+JOB_DONE = frozenset({"succeeded", "failed", "cancelled", "aborted", "absent"})
 # A queue worker is alive when it sent a heartbeat this recently: Procrastinate's own
 # default for calling a worker stalled.
 LIVE_WORKER_SECONDS = 30.0
@@ -257,7 +261,7 @@ class Facts:
             },
         )
 
-    def queued(self, workers: int | None, ahead: int) -> Verdict:
+    def queued(self, workers: int | None, ahead: int, job: QueueJob | None) -> Verdict:
         rec = self.rec
         queue = rec.queue_name or "default"
         since = rec.queued_at or rec.started_at
@@ -269,6 +273,9 @@ class Facts:
             "ahead": ahead,
             "live_workers": workers,
             "live_worker_window_s": LIVE_WORKER_SECONDS,
+            "job": None
+            if job is None
+            else {"id": job.id, "status": job.status, "scheduled_at": iso(job.scheduled_at)},
         }
         head = f"Queued since {self.at(since)} in queue '{queue}'"
         if rec.expires_at is not None and rec.expires_at <= self.now:
@@ -277,6 +284,24 @@ class Facts:
                 f"{head} and past its time-to-live since {self.at(rec.expires_at)}: no worker "
                 "will claim it, and the sweeper ends it failed (expired) at its next pass, by "
                 f"about {self.at(max(rec.expires_at, self.now) + self.sweep_interval())}.",
+                evidence,
+            )
+        if job is not None and job.status in JOB_DONE:
+            state = "is no longer in the queue" if job.status == "absent" else f"is {job.status}"
+            return self.done(
+                "queued_job_lost",
+                f"{head}, but its queue job {job.id} {state}: no worker will run it, and the "
+                "sweeper's reconciliation ends it failed at its next pass, by about "
+                f"{self.at(self.now + self.sweep_interval())}.",
+                evidence,
+            )
+        if job is not None and job.scheduled_at is not None and job.scheduled_at > self.now:
+            wait = ago((job.scheduled_at - self.now).total_seconds())
+            return self.done(
+                "queued_scheduled",
+                f"{head}; its queue job {job.id} is scheduled for {stamp(job.scheduled_at)} "
+                f"(in {wait}: a recovery attempt waits its backoff), and no worker takes it "
+                "before then.",
                 evidence,
             )
         ahead_text = (

@@ -31,7 +31,7 @@ from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store.base import Store
 from flowtrail.store.common import utcnow
-from flowtrail.store.records import RunRecord, StepRecord
+from flowtrail.store.records import QueueJob, RunRecord, StepRecord
 
 __all__ = ["VERDICTS", "Verdict", "block_timeouts", "explain", "running_blocks", "verdict", "why"]
 
@@ -50,6 +50,7 @@ def verdict(
     *,
     workers: int | None = None,
     ahead: int = 0,
+    job: QueueJob | None = None,
     steps: Sequence[StepRecord] | None = None,
     timeouts: Mapping[str, float] | None = None,
     usual_durations: Mapping[str, Sequence[float]] | None = None,
@@ -58,7 +59,8 @@ def verdict(
     """The verdict on ``record`` at ``now``.
 
     ``workers``: live queue workers (``None``: this database has no queue). ``ahead``:
-    runs of its queue queued before it and still waiting. ``steps``: the run's steps
+    runs of its queue queued before it and still waiting. ``job``: the queue job that is
+    to execute it. ``steps``: the run's steps
     (those running are the blocks it executes now). ``timeouts``: per block id, the
     longest it may run (``block_timeouts``). ``usual_durations``: per block id, how long
     it took in previous completed runs. ``process_is_gone``: whether the process holding
@@ -75,7 +77,7 @@ def verdict(
     if status is RunStatus.PAUSED:
         return facts.paused()
     if status is RunStatus.QUEUED:
-        return facts.queued(workers, ahead)
+        return facts.queued(workers, ahead, job)
     return facts.running(
         running_blocks(record, steps), timeouts or {}, usual_durations or {}, process_is_gone
     )
@@ -109,7 +111,14 @@ async def explain(
     show`` has both): the reads around them."""
     if record.status is RunStatus.QUEUED and record.cancel_requested_at is None:
         queue = await store.queue_state(record, LIVE_WORKER_SECONDS)
-        return verdict(record, utcnow(), settings, workers=queue.live_workers, ahead=queue.ahead)
+        return verdict(
+            record,
+            utcnow(),
+            settings,
+            workers=queue.live_workers,
+            ahead=queue.ahead,
+            job=queue.job,
+        )
     if record.status is not RunStatus.RUNNING:
         return verdict(record, utcnow(), settings)
     if steps is None:

@@ -138,8 +138,9 @@ class Store(Protocol):
 
     async def queue_state(self, run: RunRecord, live_seconds: float) -> QueueState:
         """For a queued ``run``: the runs of its queue still waiting that were queued
-        before it, and the queue workers that sent a heartbeat in the last
-        ``live_seconds`` (``None``: no queue in this database)."""
+        before it, the queue workers that sent a heartbeat in the last ``live_seconds``
+        (``None``: no queue in this database), and the queue job named by its
+        ``job_id``."""
         ...
 
     async def running_steps(self, run_id: str, limit: int = 20) -> list[StepRecord]:

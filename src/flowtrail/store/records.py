@@ -152,13 +152,25 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueJob:
+    """The queue job that is to execute a queued run, as Procrastinate holds it:
+    ``status`` is Procrastinate's (``todo``, ``doing``, ``failed``…), or ``absent`` when
+    the run names a job that is not in the queue any more."""
+
+    id: int
+    status: str
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueState:
     """Where a queued run stands: how many runs of its queue were queued before it and
-    are still waiting, and how many queue workers are alive (``None`` when this database
-    has no queue: SQLite, or Procrastinate's schema was never applied)."""
+    are still waiting, how many queue workers are alive (``None`` when this database
+    has no queue: SQLite, or Procrastinate's schema was never applied), and its job."""
 
     ahead: int
     live_workers: int | None
+    job: QueueJob | None = None
 
 
 @dataclass(frozen=True, slots=True)

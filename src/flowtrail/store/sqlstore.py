@@ -28,6 +28,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    QueueJob,
     QueueState,
     RunFilter,
     RunRecord,
@@ -350,7 +351,17 @@ class SqlStore(ABC):
         if not (await self._q("queue_workers_present", {}))[0]["present"]:
             return QueueState(ahead, None)
         rows = await self._q("live_queue_workers", {"seconds": live_seconds})
-        return QueueState(ahead, int(rows[0]["live"]))
+        job = None
+        if run.job_id is not None:
+            found = await self._q("queue_job", {"job_id": run.job_id})
+            job = (
+                QueueJob(
+                    run.job_id, str(found[0]["status"]), common.parse_ts(found[0]["scheduled_at"])
+                )
+                if found
+                else QueueJob(run.job_id, "absent")
+            )
+        return QueueState(ahead, int(rows[0]["live"]), job)
 
     async def running_steps(self, run_id: str, limit: int = 20) -> list[StepRecord]:
         rows = await self._q("running_steps", {"id": run_id, "limit": max(0, limit)})

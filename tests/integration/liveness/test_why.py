@@ -252,6 +252,27 @@ async def test_a_queued_run_with_a_live_worker_waits_for_it(db: SqlStore, flow: 
     assert "1 live worker" in v.summary
 
 
+async def test_a_queued_run_and_its_queue_job(db: SqlStore, flow: Any) -> None:
+    if db.backend != "postgres":
+        return  # the job queue needs PostgreSQL
+    from flowtrail.queue.submit import defer_run
+
+    f = flow(chain(("prep", fn("quick"))), CODE)
+    settings = settings_for(db)
+    run = await Runner(settings, db).enqueue(f.workflow, queue_name="later")
+    job_id = await defer_run(db.url, run.id, "later", delay=600)  # a recovery backoff
+    await db.set_job_id(run.id, job_id)
+    v = await why(db, run.id, settings)
+    assert v.verdict == "queued_scheduled", v.summary
+    assert v.evidence["job"]["id"] == job_id and v.evidence["job"]["status"] == "todo"
+    assert f"job {job_id} is scheduled for" in v.summary
+
+    await execute_sql(db.url, [f"DELETE FROM procrastinate_jobs WHERE id = {job_id}"])
+    lost = await why(db, run.id, settings)
+    assert lost.verdict == "queued_job_lost", lost.summary
+    assert lost.evidence["job"] == {"id": job_id, "status": "absent", "scheduled_at": None}
+
+
 async def test_a_queued_run_past_its_time_to_live(db: SqlStore, flow: Any) -> None:
     f = flow(chain(("prep", fn("quick"))), CODE)
     settings = settings_for(db)

@@ -301,6 +301,11 @@ SELECT to_regclass('procrastinate_workers') IS NOT NULL AS present
 SELECT count(*) AS live FROM procrastinate_workers
 WHERE last_heartbeat > now() - make_interval(secs => %(seconds)s::double precision)
 
+-- name: queue_job
+-- The Procrastinate job that is to execute a queued run (when it is scheduled later: a
+-- recovery attempt waiting its backoff).
+SELECT status, scheduled_at FROM procrastinate_jobs WHERE id = %(job_id)s::bigint
+
 -- name: running_steps
 -- The blocks a run is executing now, as its durable steps say (oldest first).
 SELECT * FROM workflow_steps WHERE run_id = %(id)s::text AND status = 'running'

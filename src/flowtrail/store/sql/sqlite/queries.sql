@@ -259,6 +259,9 @@ SELECT 0 AS present
 -- name: live_queue_workers
 SELECT 0 AS live
 
+-- name: queue_job
+SELECT NULL AS status, NULL AS scheduled_at WHERE 0
+
 -- name: running_steps
 -- The blocks a run is executing now, as its durable steps say (oldest first).
 SELECT * FROM workflow_steps WHERE run_id = :id AND status = 'running'
