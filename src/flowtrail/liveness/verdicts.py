@@ -120,7 +120,8 @@ class Facts:
         }
 
     def where(self) -> str:
-        """Where the run got to, from its markers: ``in block 'b'`` / ``after block 'a'``."""
+        """Where the run got to, from its markers: ``last in block 'b' since T, after 'a'
+        completed``."""
         started, completed = self.rec.last_started_block, self.rec.last_completed_block
         if started is None:
             return "before its first block"
