@@ -305,7 +305,8 @@ def test_crashed_names_cause_worker_and_last_markers() -> None:
     )
     v = verdict(rec, NOW, SETTINGS)
     assert v.verdict == "crashed"
-    assert "lease_expired" in v.summary and "box:4242" in v.summary
+    assert "because its lease expired with nobody renewing it" in v.summary
+    assert "box:4242" in v.summary
     assert "block 'fetch'" in v.summary and "by the sweeper" in v.summary
     assert v.evidence["crash_cause"] == "lease_expired"
     assert v.evidence["last_started_block"]["block_id"] == "fetch"

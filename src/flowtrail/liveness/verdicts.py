@@ -36,6 +36,12 @@ VERDICTS = (
 )
 """Every verdict ``why`` can give (a script can rely on this vocabulary)."""
 
+# The recorded ``crash_cause`` values, in words (any other is shown as it is).
+CRASH_CAUSES = {
+    "lease_expired": "its lease expired with nobody renewing it",
+    "process_gone": "its process was gone",
+    "worker_shutdown": "its worker shut down before the run ended",
+}
 # Procrastinate job statuses after which the job will never execute its run.
 JOB_DONE = frozenset({"succeeded", "failed", "cancelled", "aborted", "absent"})
 # A queue worker is alive when it sent a heartbeat this recently: Procrastinate's own
@@ -134,11 +140,18 @@ class Facts:
 
     def crashed(self) -> Verdict:
         rec = self.rec
-        cause = rec.crash_cause or "cause not recorded"
+        cause = rec.crash_cause
+        why = (
+            f" because {CRASH_CAUSES[cause]}"
+            if cause in CRASH_CAUSES
+            else f" (cause: {cause})"
+            if cause
+            else ""
+        )
         by = f" by the {rec.finalized_by.value}" if rec.finalized_by else ""
         worker = _worker(rec)
         held = f"; worker {worker} held it" if worker else ""
-        summary = f"Crashed at {self.at(rec.ended_at)}: {cause}, ended{by}{held}, {self.where()}."
+        summary = f"Crashed at {self.at(rec.ended_at)}{why}, ended{by}{held}, {self.where()}."
         if rec.retried_by:
             summary = summary[:-1] + f"; retried as run {rec.retried_by}."
         return self.done(
