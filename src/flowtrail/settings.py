@@ -87,6 +87,11 @@ class Settings:
     sweep_seconds: float = 15.0
     """``FLOWTRAIL_SWEEP_SECONDS``: how often the sweeper looks for expired leases,
     stuck cancels, expired queued runs and queue jobs out of step with their runs."""
+    cancel_grace_seconds: float | None = None
+    """``FLOWTRAIL_CANCEL_GRACE_SECONDS``: how long a running run may take to honour a
+    cancel request before the sweeper ends it ``cancelled`` by force (None: one lease,
+    the time a live engine surely needs to see the flag: its heartbeat reads it every
+    third of a lease)."""
     env_allow: tuple[str, ...] | None = None
     """``FLOWTRAIL_ENV_ALLOW``: patterns (``fnmatch``, comma-separated) of the variables any
     workflow may read; a declared variable outside them is not readable. None: no limit."""
@@ -108,6 +113,10 @@ class Settings:
         if not self.queue_ttl_seconds > 0:  # also refuses NaN
             raise SettingsError(
                 f"queue_ttl_seconds must be positive, got {self.queue_ttl_seconds}"
+            )
+        if self.cancel_grace_seconds is not None and not self.cancel_grace_seconds >= 0:
+            raise SettingsError(
+                f"cancel_grace_seconds must be zero or more, got {self.cancel_grace_seconds}"
             )
         if self.trace_budget_bytes < 1024:
             raise SettingsError("trace_budget_bytes must be at least 1024")
@@ -147,6 +156,7 @@ class Settings:
             ("FLOWTRAIL_CANCEL_POLL_SECONDS", "cancel_poll_seconds", float),
             ("FLOWTRAIL_LEASE_SECONDS", "lease_seconds", float),
             ("FLOWTRAIL_SWEEP_SECONDS", "sweep_seconds", float),
+            ("FLOWTRAIL_CANCEL_GRACE_SECONDS", "cancel_grace_seconds", float),
             ("FLOWTRAIL_TRACE_BUDGET_BYTES", "trace_budget_bytes", int),
             ("FLOWTRAIL_FINALIZE_RETRY_SECONDS", "finalize_retry_seconds", float),
             ("FLOWTRAIL_MAX_OUTPUT_BYTES", "max_output_bytes", int),
@@ -176,6 +186,12 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds a cancel request may stay unanswered before the sweeper forces it."""
+        grace = self.cancel_grace_seconds
+        return self.lease_seconds if grace is None else grace
 
     @property
     def named_secrets(self) -> dict[str, str]:

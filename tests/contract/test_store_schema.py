@@ -22,8 +22,9 @@ def test_both_backends_ship_the_same_migration_versions() -> None:
 
 
 def test_both_backends_define_the_same_queries() -> None:
-    # Only PostgreSQL needs a statement to take the migration lock.
-    assert load_queries("sqlite").keys() == load_queries("postgres").keys() - {"migration_lock"}
+    # Only PostgreSQL needs statements for its advisory locks (migrations, the sweeper).
+    locks = {"migration_lock", "sweeper_lock", "sweeper_unlock"}
+    assert load_queries("sqlite").keys() == load_queries("postgres").keys() - locks
 
 
 def test_query_loader_expands_includes_and_drops_comments() -> None:

@@ -22,6 +22,8 @@ FORBIDDEN = {
     "errors": {"model", "engine", "diagnostics", "store", "cli", "runner", "settings", "status"},
     "settings": {"store", "queue", "cli", "runner"},
     "runner": {"queue", "cli"},
+    # leases and the sweeper work on stored runs: never on the engine, the queue or a command
+    "liveness": {"model", "engine", "diagnostics", "queue", "cli", "runner"},
 }
 
 

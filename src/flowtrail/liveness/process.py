@@ -32,23 +32,34 @@ _BOOT = _boot_time()
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_started_at(pid: int) -> datetime | None:
-    """When process ``pid`` started, or ``None`` when it is not running or this system
-    does not say (no ``/proc``)."""
-    if _BOOT is None:
-        return None
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may contain spaces: split after it.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def process_started_at(pid: int) -> datetime | None:
+    """When process ``pid`` started, or ``None`` when it is not running or this system
+    does not say (no ``/proc``)."""
+    if _BOOT is None:
+        return None
+    fields = _stat_fields(pid)
     try:
-        ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
+        ticks = int(fields[19]) if fields else None  # field 22, starttime, in clock ticks
     except (IndexError, ValueError):
         return None
-    return datetime.fromtimestamp(_BOOT + ticks / _TICKS, UTC)
+    return None if ticks is None else datetime.fromtimestamp(_BOOT + ticks / _TICKS, UTC)
+
+
+def is_zombie(pid: int) -> bool:
+    """A zombie has exited; it only waits for its parent to reap it."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[:1] == ["Z"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -67,11 +78,11 @@ def pid_alive(pid: int) -> bool:
 
 def process_gone(host: str | None, pid: int | None, started_at: datetime | None) -> bool:
     """True only when it is *known* that the process is gone: it ran on this host and its
-    pid is free, or now belongs to a process that started at another time. Any doubt
-    (another host, no pid recorded) is ``False``: then only the lease can tell."""
+    pid is free (or a zombie), or now belongs to a process that started at another time.
+    Any doubt (another host, no pid recorded) is ``False``: then only the lease can tell."""
     if host is None or pid is None or host != socket.gethostname():
         return False
-    if not pid_alive(pid):
+    if not pid_alive(pid) or is_zombie(pid):
         return True
     if started_at is None:
         return False

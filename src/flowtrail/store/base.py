@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -12,6 +13,7 @@ from flowtrail.store.records import (
     CancelOutcome,
     Finalization,
     FinalizeOutcome,
+    ForcedEnd,
     LeaseRenewal,
     NewRun,
     ProgressWrite,
@@ -19,6 +21,7 @@ from flowtrail.store.records import (
     RunFilter,
     RunRecord,
     StepRecord,
+    SweepScan,
     Worker,
 )
 
@@ -120,6 +123,24 @@ class Store(Protocol):
     ) -> RunRecord:
         """CAS paused -> running under a new lease epoch and return the row (with
         ``pause_state``); ``worker`` (the resuming process) becomes the run's worker."""
+        ...
+
+    async def sweep_scan(
+        self, now: datetime, cancel_before: datetime, limit: int = 500
+    ) -> SweepScan:
+        """The non-terminal runs a sweep pass acts on (index scans only): running with the
+        lease expired before ``now``, running with a cancel requested before
+        ``cancel_before``, queued past their time-to-live; at most ``limit`` of each."""
+        ...
+
+    async def end_run(self, run_id: str, end: ForcedEnd) -> bool:
+        """End a run from outside its engine, compare-and-set on the row as seen (see
+        ``ForcedEnd``); False when the row had moved on (nothing was written)."""
+        ...
+
+    def sweeper_lock(self) -> AbstractAsyncContextManager[bool]:
+        """``async with store.sweeper_lock() as held:``; only one holder at a time
+        across processes. Never waits: ``held`` is False when another sweeper has it."""
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:

@@ -19,6 +19,7 @@ from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store.records import (
     CompletedMarker,
     Finalization,
+    ForcedEnd,
     NewRun,
     ProgressWrite,
     RunRecord,
@@ -282,6 +283,31 @@ def finalize_params(
             encode_json(fin.pause_state, "pause_state") if fin.status is RunStatus.PAUSED else None
         ),
         **marker_params(fin.started, fin.completed, ts),
+    }
+
+
+def end_params(run_id: str, end: ForcedEnd, now: datetime, ts: TsEncoder) -> dict[str, Any]:
+    """Everything ``end_run`` binds: the new terminal state, the note, and the row as it
+    was seen (the compare-and-set conditions)."""
+    return {
+        "id": run_id,
+        "now": ts(now),
+        "source": end.source.value,
+        "status": end.status.value,
+        "path": end.path.value,
+        "finalized_by": end.finalized_by.value,
+        "epoch": end.epoch,
+        "seen_started_at": ts(end.seen_started_at),
+        "lease_before": ts(end.lease_expired_before),
+        "cancel_before": ts(end.cancel_requested_before),
+        "expires_before": ts(end.queue_expired_before),
+        "output": encode_json(end.output, "output"),
+        "error_message": _opt_text(end.error_message),
+        "error_block_id": _opt_text(end.error_block_id),
+        "crash_cause": end.crash_cause,
+        "level": "info" if end.status is RunStatus.CANCELLED else "error",
+        "max_duration_ms": MAX_DURATION_MS,
+        "note": note_json(end.note, now),
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -130,6 +130,19 @@ class PostgresStore(SqlStore):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
+
+    @asynccontextmanager
+    async def sweeper_lock(self) -> AsyncIterator[bool]:
+        """A session advisory lock, tried without waiting. Should the connection break
+        meanwhile, the server releases it with the session; the compare-and-set of every
+        action keeps a second sweeper harmless even then."""
+        held = bool((await self._q("sweeper_lock", {}))[0]["locked"])
+        try:
+            yield held
+        finally:
+            if held:
+                with suppress(StoreError):
+                    await self._q("sweeper_unlock", {})
 
     def _ts(self, value: Any) -> Any:
         return common.ts_datetime(value)

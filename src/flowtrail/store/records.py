@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -299,6 +300,45 @@ class RunRecord:
     retried_by: str | None = None
     retry_from_block: str | None = None
     attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SweepScan:
+    """What one sweep pass found to act on, each list from one index scan (at most
+    ``limit`` each, oldest first): running runs whose lease expired, running runs whose
+    cancel request is older than the grace, queued runs past their time-to-live."""
+
+    lease_expired: tuple[RunRecord, ...] = ()
+    cancel_overdue: tuple[RunRecord, ...] = ()
+    queue_expired: tuple[RunRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedEnd:
+    """A terminal write from outside the engine (the sweeper, the reconciler, the API):
+    a compare-and-set on the row *as it was seen*. It is applied only while the run is
+    still in ``source`` under lease ``epoch`` with the start marker seen
+    (``seen_started_at``) and every ``*_before`` condition given still holds, so a lease
+    renewed, a run claimed again or an engine that moved on in the meantime is left
+    alone. The note (who, why, evidence) is appended by the same statement."""
+
+    source: RunStatus
+    status: RunStatus
+    path: FinalizationPath
+    finalized_by: FinalizedBy
+    epoch: int
+    seen_started_at: datetime | None
+    note: Mapping[str, Any]
+    error_message: str | None = None
+    error_block_id: str | None = None
+    crash_cause: str | None = None
+    output: Any = None
+    lease_expired_before: datetime | None = None
+    """Only if ``lease_expires_at`` is still before this."""
+    cancel_requested_before: datetime | None = None
+    """Only if a cancel was requested, at or before this."""
+    queue_expired_before: datetime | None = None
+    """Only if ``expires_at`` is still before this."""
 
 
 @dataclass(frozen=True, slots=True)

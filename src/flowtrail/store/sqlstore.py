@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from flowtrail.errors import RunNotFoundError, RunStateError
-from flowtrail.status import RETRYABLE, FinalizationPath, RunStatus, can_transition, sources_for
+from flowtrail.status import (
+    PATH_STATUS,
+    RETRYABLE,
+    FinalizationPath,
+    RunStatus,
+    can_transition,
+    sources_for,
+)
 from flowtrail.store import common
 from flowtrail.store.base import Store
 from flowtrail.store.migrate import MigrationTarget, apply_pending, discover
@@ -25,6 +32,7 @@ from flowtrail.store.records import (
     CancelOutcome,
     Finalization,
     FinalizeOutcome,
+    ForcedEnd,
     LeaseRenewal,
     NewRun,
     ProgressWrite,
@@ -33,6 +41,7 @@ from flowtrail.store.records import (
     RunFilter,
     RunRecord,
     StepRecord,
+    SweepScan,
     Worker,
 )
 from flowtrail.store.schema import SchemaDescription
@@ -320,6 +329,39 @@ class SqlStore(ABC):
             await self.request_cancel(run_id, record.cancel_requested_by or "api")
             raise RunStateError(f"run {run_id} was cancelled while it paused; not resumed")
         raise RunStateError(f"run {run_id} is {status}, not paused")
+
+    # -- the sweeper -------------------------------------------------------------------
+
+    async def sweep_scan(
+        self, now: datetime, cancel_before: datetime, limit: int = 500
+    ) -> SweepScan:
+        params = {
+            "now": self._ts(now),
+            "cancel_before": self._ts(cancel_before),
+            "limit": max(0, limit),
+        }
+        found: dict[str, list[RunRecord]] = {
+            "lease_expired": [],
+            "cancel_overdue": [],
+            "queue_expired": [],
+        }
+        for row in await self._q("sweep_scan", params):
+            found[row["sweep_kind"]].append(common.row_to_record(row))
+        return SweepScan(*(tuple(found[kind]) for kind in found))
+
+    async def end_run(self, run_id: str, end: ForcedEnd) -> bool:
+        if not can_transition(end.source, end.status):
+            raise RunStateError(f"the transition table forbids {end.source} -> {end.status}")
+        if PATH_STATUS[end.path] is not end.status:
+            raise RunStateError(f"path {end.path} does not write status {end.status}")
+        params = common.end_params(run_id, end, common.utcnow(), self._ts)
+        return bool(await self._q("end_run", params))
+
+    @asynccontextmanager
+    async def sweeper_lock(self) -> AsyncIterator[bool]:
+        """SQLite needs no lock across sweepers: every action is a compare-and-set, and
+        the database's write lock serializes them (PostgreSQL overrides this)."""
+        yield True
 
     async def get_run(self, run_id: str) -> RunRecord:
         rows = await self._q("get_run", {"id": run_id})

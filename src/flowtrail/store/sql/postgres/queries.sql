@@ -134,7 +134,7 @@ UPDATE workflow_execution_logs SET
         THEN %(level)s::text ELSE level END,
     updated_at = %(now)s::timestamptz
 WHERE id = %(id)s::text AND status = ANY(%(request_from)s::text[])
-RETURNING status, worker_host, worker_pid
+RETURNING status, worker_host, worker_pid, worker_id, worker_started_at
 
 -- name: claim_resume
 UPDATE workflow_execution_logs SET
@@ -191,6 +191,60 @@ UPDATE workflow_execution_logs SET
     loop_blocked_since = %(loop_blocked_since)s::timestamptz
 WHERE id = %(id)s::text AND status = 'running' AND lease_epoch = %(epoch)s::integer
 RETURNING cancel_requested_at
+
+-- name: sweep_scan
+-- What a sweep pass acts on, in one round trip: three scans of the partial indexes of
+-- migration 0004 (only non-terminal rows are in them), each bounded and oldest first.
+(SELECT 'lease_expired' AS sweep_kind, * FROM workflow_execution_logs
+ WHERE status = 'running' AND lease_expires_at < %(now)s::timestamptz
+ ORDER BY lease_expires_at LIMIT %(limit)s::bigint)
+UNION ALL
+(SELECT 'cancel_overdue' AS sweep_kind, * FROM workflow_execution_logs
+ WHERE status = 'running' AND cancel_requested_at < %(cancel_before)s::timestamptz
+ ORDER BY cancel_requested_at LIMIT %(limit)s::bigint)
+UNION ALL
+(SELECT 'queue_expired' AS sweep_kind, * FROM workflow_execution_logs
+ WHERE status = 'queued' AND expires_at < %(now)s::timestamptz
+ ORDER BY expires_at LIMIT %(limit)s::bigint)
+
+-- name: end_run
+-- A terminal write from outside the engine, compare-and-set on the row as it was seen
+-- (status, lease epoch, start marker, and the condition that justified it); the note
+-- saying who, why and with what evidence is appended by the same statement. The
+-- markers are the row's own: they stay as the engine last wrote them.
+UPDATE workflow_execution_logs SET
+    status = %(status)s::text,
+    finalization_path = %(path)s::text,
+    finalized_by = %(finalized_by)s::text,
+    ended_at = %(now)s::timestamptz,
+    duration_ms = GREATEST(1, LEAST(%(max_duration_ms)s::bigint, floor(
+        extract(epoch FROM (%(now)s::timestamptz - started_at)) * 1000)::bigint)),
+    output = %(output)s::json,
+    error_message = %(error_message)s::text,
+    error_block_id = %(error_block_id)s::text,
+    crash_cause = %(crash_cause)s::text,
+    level = %(level)s::text,
+    pause_state = NULL,
+    notes = notes || jsonb_build_array(%(note)s::jsonb),
+    updated_at = %(now)s::timestamptz
+WHERE id = %(id)s::text AND status = %(source)s::text
+  AND lease_epoch = %(epoch)s::integer
+  AND last_started_at IS NOT DISTINCT FROM %(seen_started_at)s::timestamptz
+  AND (%(lease_before)s::timestamptz IS NULL
+       OR lease_expires_at < %(lease_before)s::timestamptz)
+  AND (%(cancel_before)s::timestamptz IS NULL
+       OR cancel_requested_at <= %(cancel_before)s::timestamptz)
+  AND (%(expires_before)s::timestamptz IS NULL
+       OR expires_at < %(expires_before)s::timestamptz)
+RETURNING status
+
+-- name: sweeper_lock
+-- One sweeper at a time across processes: a session lock taken without waiting (a pass
+-- that does not get it does nothing). The key: "ftsweep!" as an integer.
+SELECT pg_try_advisory_lock(7382652645806534689) AS locked
+
+-- name: sweeper_unlock
+SELECT pg_advisory_unlock(7382652645806534689) AS unlocked
 
 -- name: cancel_requested
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested

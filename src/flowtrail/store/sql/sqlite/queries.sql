@@ -111,7 +111,7 @@ UPDATE workflow_execution_logs SET
         THEN :level ELSE level END,
     updated_at = :now
 WHERE id = :id AND status IN (SELECT value FROM json_each(:request_from))
-RETURNING status, worker_host, worker_pid
+RETURNING status, worker_host, worker_pid, worker_id, worker_started_at
 
 -- name: claim_resume
 UPDATE workflow_execution_logs SET
@@ -164,6 +164,47 @@ UPDATE workflow_execution_logs SET
     loop_blocked_since = :loop_blocked_since
 WHERE id = :id AND status = 'running' AND lease_epoch = :epoch
 RETURNING cancel_requested_at
+
+-- name: sweep_scan
+-- What a sweep pass acts on (see the PostgreSQL file). The cancel scan repeats the
+-- predicate of its partial index word for word: SQLite uses a partial index only when
+-- the query's WHERE contains the index's terms.
+SELECT * FROM (SELECT 'lease_expired' AS sweep_kind, * FROM workflow_execution_logs
+    WHERE status = 'running' AND lease_expires_at < :now
+    ORDER BY lease_expires_at LIMIT :limit)
+UNION ALL
+SELECT * FROM (SELECT 'cancel_overdue' AS sweep_kind, * FROM workflow_execution_logs
+    WHERE status IN ('queued', 'running', 'paused') AND cancel_requested_at IS NOT NULL
+      AND status = 'running' AND cancel_requested_at < :cancel_before
+    ORDER BY cancel_requested_at LIMIT :limit)
+UNION ALL
+SELECT * FROM (SELECT 'queue_expired' AS sweep_kind, * FROM workflow_execution_logs
+    WHERE status = 'queued' AND expires_at < :now
+    ORDER BY expires_at LIMIT :limit)
+
+-- name: end_run
+-- A terminal write from outside the engine (see the PostgreSQL file).
+UPDATE workflow_execution_logs SET
+    status = :status,
+    finalization_path = :path,
+    finalized_by = :finalized_by,
+    ended_at = :now,
+    duration_ms = MAX(1, MIN(:max_duration_ms, CAST(
+        (julianday(:now) - julianday(started_at)) * 86400000.0 AS INTEGER))),
+    output = :output,
+    error_message = :error_message,
+    error_block_id = :error_block_id,
+    crash_cause = :crash_cause,
+    level = :level,
+    pause_state = NULL,
+    notes = json_insert(notes, '$[#]', json(:note)),
+    updated_at = :now
+WHERE id = :id AND status = :source AND lease_epoch = :epoch
+  AND last_started_at IS :seen_started_at
+  AND (:lease_before IS NULL OR lease_expires_at < :lease_before)
+  AND (:cancel_before IS NULL OR cancel_requested_at <= :cancel_before)
+  AND (:expires_before IS NULL OR expires_at < :expires_before)
+RETURNING status
 
 -- name: cancel_requested
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested

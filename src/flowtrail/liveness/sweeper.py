@@ -1,0 +1,202 @@
+"""The sweeper: every run ends explained, even when the process running it does not.
+
+A pass reads, in one round trip of index scans, the non-terminal runs that need it and
+ends each by a compare-and-set on the row as it was seen (``Store.end_run``), with a note
+saying who acted, when, why and on what evidence:
+
+* running, lease expired → ``crashed`` (cause ``process_gone`` when its process is known
+  dead on this host, else ``lease_expired``);
+* running, cancel requested longer ago than the grace (``Settings.cancel_grace``, one
+  lease by default), or asked to cancel and its lease expired → ``cancelled``, forced;
+* queued past its time-to-live → ``failed``, path ``expired``.
+
+Only one sweeper acts at a time across processes (``Store.sweeper_lock``: a PostgreSQL
+advisory lock; on SQLite the compare-and-set alone keeps two sweepers from both ending a
+run). ``run_sweeper`` is the loop a worker or ``flowtrail sweep`` runs; ``reap_here`` is
+the cheap check every command makes on opening the database: the runs of this host whose
+process is gone and whose lease expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flowtrail.errors import StoreError
+from flowtrail.liveness import endings
+from flowtrail.liveness.process import process_gone
+from flowtrail.settings import Settings
+from flowtrail.status import RunStatus
+from flowtrail.store.base import Store
+from flowtrail.store.common import utcnow
+from flowtrail.store.records import ForcedEnd, RunRecord, SweepScan
+
+log = logging.getLogger("flowtrail.liveness")
+
+# Runs of each kind handled per pass; more wait for the next pass (a pass stays short).
+SCAN_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SweepAction:
+    """One run the pass ended."""
+
+    run_id: str
+    status: RunStatus
+    action: str  # crashed | cancel_forced | expired
+    message: str
+    crash_cause: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "action": self.action,
+            "crash_cause": self.crash_cause,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one pass did. ``held_lock`` False: another sweeper was at work, so this
+    pass did nothing. ``passed_over``: runs found but changed before they could be ended
+    (a renewed lease, an engine that finished): left alone, rightly."""
+
+    at: datetime
+    held_lock: bool
+    found: int = 0
+    actions: tuple[SweepAction, ...] = ()
+    passed_over: tuple[str, ...] = ()
+    elapsed_ms: float = 0.0
+
+    def summary(self) -> str:
+        if not self.held_lock:
+            return "another sweeper holds the lock: this pass did nothing"
+        if not self.actions:
+            return f"nothing to do ({self.found} found, {len(self.passed_over)} moved on)"
+        return f"ended {len(self.actions)} run(s)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "held_lock": self.held_lock,
+            "found": self.found,
+            "actions": [a.to_dict() for a in self.actions],
+            "passed_over": list(self.passed_over),
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "summary": self.summary(),
+        }
+
+
+class Sweeper:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def sweep_once(self) -> SweepReport:
+        """One pass, if no other sweeper is at work."""
+        t0 = time.perf_counter()
+        now = utcnow()
+        async with self.store.sweeper_lock() as held:
+            if not held:
+                return SweepReport(now, False, elapsed_ms=_ms_since(t0))
+            scan = await self._scan(now)
+            ends = self._plan(scan, now, here_only=False)
+            actions, passed = await self._apply(ends)
+        return SweepReport(now, True, _count(scan), actions, passed, _ms_since(t0))
+
+    async def reap_here(self) -> SweepReport:
+        """Only the runs of this host whose process is gone and whose lease expired:
+        what every command does on opening the database (no lock: the compare-and-set
+        alone makes it safe beside a sweeper)."""
+        t0 = time.perf_counter()
+        now = utcnow()
+        scan = await self._scan(now)
+        actions, passed = await self._apply(self._plan(scan, now, here_only=True))
+        return SweepReport(now, True, len(actions) + len(passed), actions, passed, _ms_since(t0))
+
+    async def _scan(self, now: datetime) -> SweepScan:
+        cancel_before = now - timedelta(seconds=self.settings.cancel_grace)
+        return await self.store.sweep_scan(now, cancel_before, SCAN_LIMIT)
+
+    def _plan(
+        self, scan: SweepScan, now: datetime, *, here_only: bool
+    ) -> list[tuple[RunRecord, ForcedEnd, str]]:
+        """What to do with each run found; a run asked to cancel ends ``cancelled``,
+        whichever way it was found dead."""
+        planned: dict[str, tuple[RunRecord, ForcedEnd, str]] = {}
+        grace = self.settings.cancel_grace
+        for rec in scan.lease_expired:
+            gone = process_gone(rec.worker_host, rec.worker_pid, rec.worker_started_at)
+            if here_only and not gone:
+                continue
+            cause = endings.PROCESS_GONE if gone else endings.LEASE_EXPIRED
+            if rec.cancel_requested_at is not None:
+                why = (
+                    "its process is gone" if gone else "its lease expired"
+                ) + f" ({endings.worker_text(rec)}) before it stopped"
+                end = endings.cancel_forced(rec, now, why, lease_expired=True)
+                planned[rec.id] = (rec, end, "cancel_forced")
+            else:
+                planned[rec.id] = (rec, endings.crashed(rec, now, cause), "crashed")
+        if here_only:
+            return list(planned.values())
+        for rec in scan.cancel_overdue:
+            if rec.id not in planned:
+                why = f"the run had not stopped {grace:g} s later ({endings.worker_text(rec)})"
+                end = endings.cancel_forced(rec, now, why, grace_seconds=grace)
+                planned[rec.id] = (rec, end, "cancel_forced")
+        for rec in scan.queue_expired:
+            planned[rec.id] = (rec, endings.expired(rec, now), "expired")
+        return list(planned.values())
+
+    async def _apply(
+        self, planned: list[tuple[RunRecord, ForcedEnd, str]]
+    ) -> tuple[tuple[SweepAction, ...], tuple[str, ...]]:
+        actions: list[SweepAction] = []
+        passed: list[str] = []
+        for rec, end, action in planned:
+            if await self.store.end_run(rec.id, end):
+                message = end.error_message or action
+                log.warning("run %s ended %s by the sweeper: %s", rec.id, end.status, message)
+                actions.append(SweepAction(rec.id, end.status, action, message, end.crash_cause))
+            else:
+                passed.append(rec.id)
+        return tuple(actions), tuple(passed)
+
+
+def _count(scan: SweepScan) -> int:
+    return len({r.id for r in (*scan.lease_expired, *scan.cancel_overdue, *scan.queue_expired)})
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+async def run_sweeper(
+    store: Store,
+    settings: Settings,
+    stop: asyncio.Event,
+    on_report: Callable[[SweepReport], None] | None = None,
+) -> None:
+    """Sweep every ``settings.sweep_seconds`` until ``stop`` is set (a worker runs this
+    beside its runs; ``flowtrail sweep`` runs it alone). A pass that fails (the database
+    is away) is logged and the next one tries again."""
+    sweeper = Sweeper(store, settings)
+    while not stop.is_set():
+        try:
+            report = await sweeper.sweep_once()
+        except StoreError as exc:
+            log.warning("a sweep pass failed: %s", exc)
+        else:
+            if on_report is not None:
+                on_report(report)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.sweep_seconds)
