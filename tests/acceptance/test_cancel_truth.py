@@ -1,6 +1,6 @@
 """``flowtrail cancel`` says what is true: a finished run is left alone (exit 4), a run
-whose process was SIGKILLed is flagged but nobody will stop it (exit 4), a live run is
-stopped by the process named (exit 0)."""
+whose process was SIGKILLed is ended by the request itself (nothing else could stop it),
+a live run is stopped by the process named (exit 0)."""
 
 from __future__ import annotations
 
@@ -57,18 +57,24 @@ def test_cancel_a_run_whose_process_was_killed(cli: Cli, tmp_path: Path) -> None
     assert os.getpid() != proc.pid
 
     result = cli.run("cancel", row["id"], "--json")
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["requested"] is True and data["finalized"] is False
-    assert data["status"] == "running" and data["executing"] is False
+    assert data["requested"] is True and data["finalized"] is True
+    assert data["status"] == "cancelled" and data["executing"] is False
     assert data["worker"] == {"host": socket.gethostname(), "pid": proc.pid}
     said = " ".join(result.stderr.split())
-    assert "no process is executing it" in said and f"pid {proc.pid}" in said
-    assert "stays running until it is swept" in said
-    assert "stops it at its next check" not in said
+    assert f"run {row['id']} cancelled: its process (pid {proc.pid} on " in said
+    assert "was gone" in said and "the request ended it now" in said
+    assert "next check" not in said and "swept" not in said
     record = cli.show(row["id"])
-    assert record["status"] == "running"  # the truth: nobody finalized it
-    assert record["cancel_requested_at"] is not None  # the request is kept
+    assert record["status"] == "cancelled" and record["finalization_path"] == "cancelled"
+    assert record["finalized_by"] == "api"
+    assert record["cancel_requested_by"] == "cli"
+    assert record["last_started_block"]["block_id"] == "second"  # where it got to: kept
+    (note,) = record["notes"]
+    assert note["kind"] == "cancel_forced" and note["who"] == "api"
+    assert "was gone" in note["why"] and note["evidence"]["worker"]["pid"] == proc.pid
+    assert cli.run("cancel", row["id"]).returncode == 4  # ended: a second cancel changes nothing
 
 
 def test_cancel_a_live_run_names_its_process(cli: Cli, tmp_path: Path) -> None:

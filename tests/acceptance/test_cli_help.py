@@ -11,8 +11,8 @@ import typer
 from flowtrail.cli import app
 from tests.acceptance.clitools import Cli, write_workflow
 
-COMMANDS = [(), ("run",), ("resume",), ("show",), ("runs",), ("cancel",), ("why",), ("validate",),
-            ("schema",), ("db",), ("db", "upgrade")]  # fmt: skip
+COMMANDS = [(), ("run",), ("resume",), ("show",), ("runs",), ("cancel",), ("why",), ("sweep",),
+            ("validate",), ("schema",), ("db",), ("db", "upgrade")]  # fmt: skip
 
 
 def test_version(cli: Cli) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from flowtrail.cli import authoring, queueing, records, retrying, running
+from flowtrail.cli import authoring, queueing, records, retrying, running, sweeping
 from flowtrail.cli.common import out
 
 
@@ -97,6 +97,7 @@ _command("runs")(records.list_runs)
 _command()(records.cancel)
 _command()(queueing.worker)
 _command()(records.why)
+_command()(sweeping.sweep)
 _command()(authoring.validate)
 _command()(authoring.schema)
 db_app.command("upgrade", cls=Command)(authoring.db_upgrade)

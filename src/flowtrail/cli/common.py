@@ -9,6 +9,7 @@ state, 5 the database could not be used, 130 cancelled or interrupted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +30,7 @@ from flowtrail.errors import (
     StoreError,
     WorkflowError,
 )
+from flowtrail.liveness.sweeper import Sweeper
 from flowtrail.settings import DEFAULT_DATABASE_PATH, Settings
 from flowtrail.status import RunStatus
 from flowtrail.store import SqlStore, Store, open_store
@@ -79,6 +81,7 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout (human-readable text goes to stderr).")
 ]
 T = TypeVar("T")
+log = logging.getLogger("flowtrail.cli")
 
 
 class Interrupted(Exception):
@@ -121,11 +124,17 @@ def settings_for(db: str | None) -> Settings:
     return Settings.from_env(database_url=db)
 
 
-async def open_db(settings: Settings, *, create: bool = False, db: str | None = None) -> SqlStore:
+async def open_db(
+    settings: Settings, *, create: bool = False, db: str | None = None, reap: bool = True
+) -> SqlStore:
     """Connect. The embedded SQLite default migrates itself; a shared PostgreSQL database
     is migrated on purpose, with ``flowtrail db upgrade``. Only ``run`` may create the
     SQLite file (``create``): a read never makes a new, empty database. ``db`` is the
-    ``--db`` the command was given, repeated in the upgrade hint."""
+    ``--db`` the command was given, repeated in the upgrade hint.
+
+    Then (``reap``) the runs of this host whose process is gone and whose lease expired
+    are ended ``crashed``: one indexed read, so every command can afford it, and an
+    embedded database needs no sweeper to explain a killed ``flowtrail run``."""
     store = open_store(settings.database_url, create=create)
     try:
         await store.open()
@@ -145,10 +154,26 @@ async def open_db(settings: Settings, *, create: bool = False, db: str | None = 
                 f"the database schema is not up to date ({len(pending)} migration(s) pending: "
                 f"{', '.join(pending)}); run `{upgrade_command(db)}`"
             )
+        if reap:
+            await _reap(store, settings)
     except BaseException:
         await store.close()
         raise
     return store
+
+
+async def _reap(store: SqlStore, settings: Settings) -> None:
+    try:
+        report = await Sweeper(store, settings).reap_here()
+    except StoreError as exc:  # a read still reads: the next command tries again
+        log.warning("could not check for runs whose process is gone: %s", exc)
+        return
+    for action in report.actions:
+        err.print(
+            f"[dim]run {action.run_id} ended {action.status.value}: its process is gone "
+            "(it had stopped without ending the run)[/]",
+            markup=True,
+        )
 
 
 def upgrade_command(db: str | None) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +29,7 @@ from flowtrail.cli.output import (
 from flowtrail.diagnostics.view import record_json, step_json, steps_tree
 from flowtrail.errors import InputError
 from flowtrail.liveness.lease import lease_state
+from flowtrail.liveness.sweeper import cancel_if_gone
 from flowtrail.liveness.why import explain
 from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
@@ -165,26 +164,30 @@ async def short_ids(store: Store, ids: list[str]) -> dict[str, str]:
 
 
 def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Request cancellation: a paused run is cancelled at once, a running one stops at its
-    next check (about 0.5 s). Exits 4 when nothing will stop: the run already ended, or no
-    process is executing it."""
+    """Request cancellation: a paused or queued run is cancelled at once, a running one
+    stops at its next check (about 0.5 s), and one whose process is gone (on this host)
+    is ended now. Exits 4 when the run had already ended."""
 
     async def go() -> int:
-        store = await open_db(settings_for(db), db=db)
+        settings = settings_for(db)
+        # No reaping first: a dead run the user asks to cancel ends cancelled, not crashed.
+        store = await open_db(settings, db=db, reap=False)
         try:
             full_id = await resolve_run_id(store, run_id)
             outcome = await store.request_cancel(full_id, "cli")
+            ended = None
+            if outcome.requested and not outcome.finalized:
+                ended = await cancel_if_gone(store, full_id)
         finally:
             await store.close()
-        code, message, executing = cancel_report(full_id, outcome)
+        code, message, executing = cancel_report(full_id, outcome, ended, settings.cancel_grace)
+        worker = outcome.worker
         data = {
             "id": full_id,
-            "status": outcome.status.value,
+            "status": (ended.status if ended else outcome.status).value,
             "requested": outcome.requested,
-            "finalized": outcome.finalized,
-            "worker": None
-            if outcome.worker is None
-            else {"host": outcome.worker.host, "pid": outcome.worker.pid},
+            "finalized": outcome.finalized or (ended is not None and ended.status.terminal),
+            "worker": None if worker is None else {"host": worker.host, "pid": worker.pid},
             "executing": executing,
             "message": message,
         }
@@ -196,8 +199,11 @@ def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = Fal
     raise typer.Exit(guard(go, as_json))
 
 
-def cancel_report(run_id: str, outcome: CancelOutcome) -> tuple[int, str, bool | None]:
-    """(exit code, what is true, whether a process executes the run: None = unknown)."""
+def cancel_report(
+    run_id: str, outcome: CancelOutcome, ended: RunRecord | None, grace: float
+) -> tuple[int, str, bool | None]:
+    """(exit code, what is true, whether a process executes the run: None = unknown).
+    ``ended``: the row after the request ended a run whose process was gone."""
     if outcome.finalized:
         return 0, f"run {run_id} cancelled", False
     if not outcome.requested:
@@ -207,33 +213,33 @@ def cancel_report(run_id: str, outcome: CancelOutcome) -> tuple[int, str, bool |
             False,
         )
     worker = outcome.worker
-    if worker is not None and worker.host == socket.gethostname() and not pid_alive(worker.pid):
+    where = f" (pid {worker.pid} on {worker.host})" if worker else ""
+    if ended is not None and ended.status is RunStatus.CANCELLED:
         return (
-            EXIT_NOT_FOUND,
-            f"cancellation of run {run_id} recorded, but no process is executing it: its "
-            f"process (pid {worker.pid} on {worker.host}) is gone. The run stays running "
-            "until it is swept.",
+            0,
+            f"run {run_id} cancelled: its process{where} was gone, so nothing could stop "
+            "it; the request ended it now",
             False,
         )
-    where = f" (pid {worker.pid} on {worker.host})" if worker else ""
+    if ended is not None and ended.status.terminal:
+        return (
+            EXIT_NOT_FOUND,
+            f"run {run_id} had already ended: {ended.status.value} (its process{where} "
+            "was gone); the cancel request was recorded and changed nothing else",
+            False,
+        )
+    if worker is not None and worker.host != socket.gethostname():
+        return (
+            0,
+            f"cancellation of run {run_id} requested; it runs on {worker.host} (pid "
+            f"{worker.pid}), which this host cannot check: its process stops it at its next "
+            f"check, or, if that process is gone, a sweeper ends it cancelled once the "
+            f"request is {grace:g} s old",
+            None,
+        )
     return (
         0,
         f"cancellation of run {run_id} requested; the process executing it{where} stops "
         "it at its next check",
-        None if worker is None or worker.host != socket.gethostname() else True,
+        None if worker is None else True,
     )
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    try:  # Linux: a zombie has exited, it only waits to be reaped
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]

@@ -32,7 +32,7 @@ from flowtrail.errors import StoreError
 from flowtrail.liveness import endings
 from flowtrail.liveness.process import process_gone
 from flowtrail.settings import Settings
-from flowtrail.status import RunStatus
+from flowtrail.status import FinalizedBy, RunStatus
 from flowtrail.store.base import Store
 from flowtrail.store.common import utcnow
 from flowtrail.store.records import ForcedEnd, RunRecord, SweepScan
@@ -170,6 +170,22 @@ class Sweeper:
             else:
                 passed.append(rec.id)
         return tuple(actions), tuple(passed)
+
+
+async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
+    """After a cancel request: a running run whose process is known gone (it ran on this
+    host) has no engine left to honour it, so the request ends it now, ``cancelled``,
+    forced, by ``api``. Returns the row as it is then, or ``None`` when its process may
+    still live (nothing was done: its engine, or the sweeper after the grace, ends it)."""
+    rec = await store.get_run(run_id)
+    gone = process_gone(rec.worker_host, rec.worker_pid, rec.worker_started_at)
+    if rec.status is not RunStatus.RUNNING or not gone:
+        return None
+    why = f"its process ({endings.worker_text(rec)}) was gone, so the request ended the run"
+    end = endings.cancel_forced(rec, utcnow(), why, who=FinalizedBy.API)
+    if await store.end_run(run_id, end):
+        log.warning("run %s ended cancelled: %s", run_id, end.error_message)
+    return await store.get_run(run_id)
 
 
 def _count(scan: SweepScan) -> int:

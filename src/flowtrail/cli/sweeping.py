@@ -1,0 +1,73 @@
+"""``flowtrail sweep``: end, explained, the runs nobody else will end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from contextlib import suppress
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
+from flowtrail.cli.output import dump
+from flowtrail.liveness.sweeper import Sweeper, SweepReport, run_sweeper
+from flowtrail.store.common import redact_url
+
+
+def sweep(
+    db: DbOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Make one pass, then exit.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """End the runs nobody else will: a running run whose lease expired (crashed), one
+    whose cancel went unanswered past the grace (cancelled, forced), a queued run past its
+    time-to-live (failed, expired). Sweeps every FLOWTRAIL_SWEEP_SECONDS until Ctrl-C or
+    SIGTERM, or once with --once. Only one sweeper acts at a time."""
+
+    async def go() -> int:
+        settings = settings_for(db)
+        store = await open_db(settings, db=db, reap=False)  # the sweeper does it all
+        try:
+            if once:
+                show(await Sweeper(store, settings).sweep_once(), as_json, pretty=True)
+                return 0
+            err.print(
+                f"sweeping {escape(redact_url(settings.database_url))} every "
+                f"{settings.sweep_seconds:g} s (lease {settings.lease_seconds:g} s, cancel "
+                f"grace {settings.cancel_grace:g} s); Ctrl-C or SIGTERM stops",
+                highlight=False,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            try:
+                await run_sweeper(store, settings, stop, lambda r: show(r, as_json))
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    with suppress(NotImplementedError, RuntimeError):
+                        loop.remove_signal_handler(sig)
+            return 0
+        finally:
+            await store.close()
+
+    raise typer.Exit(guard(go, as_json))
+
+
+def show(report: SweepReport, as_json: bool, *, pretty: bool = False) -> None:
+    """One pass: JSON on stdout (one object; one line per pass in a loop), or a line per
+    run ended on stderr. A loop says nothing about a pass that ended nothing."""
+    if as_json:
+        out.print(dump(report.to_dict()) if pretty else Text(json.dumps(report.to_dict())))
+    for action in report.actions:
+        err.print(
+            f"run {action.run_id}: {action.status.value} ({action.action}): "
+            f"{escape(action.message)}",
+            highlight=False,
+        )
+    if pretty and not report.actions:
+        err.print(report.summary(), highlight=False)
