@@ -23,3 +23,16 @@ def test_benchmark_runs_and_reports_json(script: str) -> None:
     report = json.loads(result.stdout)
     assert report["targets"], "a benchmark states its targets"
     assert all("error" not in v for v in report["scenarios"].values())
+
+
+def test_sweep_benchmark_runs_and_reports_json() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sweep.py"), "--runs", "1000", "--ending", "2",
+         "--repeat", "1", "--backends", "sqlite", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    sqlite = report["scenarios"]["sqlite"]
+    assert sqlite["rows"] == 1000 + 12 + 2 and sqlite["index_scans_only"] is True
+    assert report["targets"], "a benchmark states its targets"

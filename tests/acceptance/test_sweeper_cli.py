@@ -93,6 +93,11 @@ def test_a_killed_run_is_ended_by_the_next_command(short: Cli, tmp_path: Path) -
             break
         time.sleep(SWEEP)
     assert_explained_crash(short.show(row["id"]), "process_gone", proc.pid)
+    shown = short.run("show", row["id"])  # as a person reads it
+    assert shown.returncode == 0, shown.stderr
+    said = " ".join(shown.stdout.split())
+    assert "crashed (by sweeper)" in said and "crashed by sweeper at " in said
+    assert "its process is gone: the process (pid" in said
 
 
 def test_sweep_once_ends_a_killed_run(short: Cli, tmp_path: Path) -> None:

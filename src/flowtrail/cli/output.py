@@ -91,10 +91,7 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
     if data.get("marker_write_failures"):
         table.add_row("marker write failures", str(data["marker_write_failures"]))
     for note in data.get("notes") or []:
-        table.add_row(
-            "note",
-            f"late {note.get('status')} result ignored ({note.get('path')}, at {note.get('at')})",
-        )
+        table.add_row("note", escape(note_text(note)))
     if data.get("output") is not None:
         text = json.dumps(data["output"], default=str)
         table.add_row("output", escape(text if len(text) < 400 else text[:400] + "…"))
@@ -244,19 +241,28 @@ def _styled(label: str, status: str) -> str:
     return f"[{colour}]{status}[/] {escape(label)}"
 
 
+def note_text(note: dict[str, Any]) -> str:
+    """One line for a note on a run: a late result, or what ended the run from outside
+    its engine (the sweeper, a cancel of a run whose process was gone)."""
+    if note.get("kind") == "late_result":
+        return f"late {note.get('status')} result ignored ({note.get('path')}, at {note.get('at')})"
+    who = f" by {note['who']}" if note.get("who") else ""
+    return f"{note.get('kind')}{who} at {note.get('at')}: {note.get('why', '')}"
+
+
 def runs_table(rows: list[dict[str, Any]], short_ids: dict[str, str], width: int) -> Table:
     """Fits ``width`` columns (80 included): short ids, compact times, and long workflow
     or block names cut with an ellipsis. The "last block" is where a running or paused run
-    is now (its last started block), and the last completed block of a finished one. A
-    running run's status says how its lease stands, as fully as the names still fit beside
-    it: an expired or late lease always (``(expired)`` at the narrowest), the heartbeat age
-    of a healthy one when there is room."""
+    is now, or a crashed one died (its last started block), and the last completed block
+    of any other finished one. A running run's status says how its lease stands, as fully
+    as the names still fit beside it: an expired or late lease always (``(expired)`` at the
+    narrowest), the heartbeat age of a healthy one when there is room."""
     headers = ["run", "workflow", "status", "last block", "started (UTC)", "took"]
     for detail in (LEASE_FULL, LEASE_TROUBLE, LEASE_TERSE):
         cells: list[list[Text]] = []
         for data in rows:
             status = data["status"]
-            if status in ("running", "paused", "queued"):
+            if status in ("running", "paused", "queued", "crashed"):
                 marker = data["last_started_block"]
             else:
                 marker = data["last_completed_block"] or data["last_started_block"]

@@ -40,7 +40,9 @@ def worker_text(rec: RunRecord) -> str:
     if rec.worker_host is None and rec.worker_pid is None and rec.worker_id is None:
         return "an unrecorded worker"
     where = f"pid {rec.worker_pid} on {rec.worker_host}"
-    return f"worker {rec.worker_id} ({where})" if rec.worker_id else f"the process ({where})"
+    if rec.worker_id and rec.worker_id != f"{rec.worker_host}:{rec.worker_pid}":
+        return f"worker {rec.worker_id} ({where})"
+    return f"the process ({where})"  # an in-process run: its id says no more than this
 
 
 def in_flight(rec: RunRecord) -> bool:

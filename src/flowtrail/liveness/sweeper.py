@@ -165,7 +165,7 @@ class Sweeper:
         for rec, end, action in planned:
             if await self.store.end_run(rec.id, end):
                 message = end.error_message or action
-                log.warning("run %s ended %s by the sweeper: %s", rec.id, end.status, message)
+                log.info("run %s ended %s by the sweeper: %s", rec.id, end.status, message)
                 actions.append(SweepAction(rec.id, end.status, action, message, end.crash_cause))
             else:
                 passed.append(rec.id)
@@ -184,7 +184,7 @@ async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
     why = f"its process ({endings.worker_text(rec)}) was gone, so the request ended the run"
     end = endings.cancel_forced(rec, utcnow(), why, who=FinalizedBy.API)
     if await store.end_run(run_id, end):
-        log.warning("run %s ended cancelled: %s", run_id, end.error_message)
+        log.info("run %s ended cancelled: %s", run_id, end.error_message)
     return await store.get_run(run_id)
 
 
