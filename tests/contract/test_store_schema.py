@@ -22,9 +22,10 @@ def test_both_backends_ship_the_same_migration_versions() -> None:
 
 
 def test_both_backends_define_the_same_queries() -> None:
-    # Only PostgreSQL needs statements for its advisory locks (migrations, the sweeper).
-    locks = {"migration_lock", "sweeper_lock", "sweeper_unlock"}
-    assert load_queries("sqlite").keys() == load_queries("postgres").keys() - locks
+    # Only PostgreSQL has advisory locks (migrations, the sweeper) and the job queue.
+    only_postgres = {"migration_lock", "sweeper_lock", "sweeper_unlock"}
+    only_postgres |= {"queue_present", "reconcile_runs", "reconcile_jobs", "cancel_job"}
+    assert load_queries("sqlite").keys() == load_queries("postgres").keys() - only_postgres
 
 
 def test_query_loader_expands_includes_and_drops_comments() -> None:

@@ -69,5 +69,10 @@ def show(report: SweepReport, as_json: bool, *, pretty: bool = False) -> None:
             f"{escape(action.message)}",
             highlight=False,
         )
-    if pretty and not report.actions:
+    for job in report.jobs:
+        err.print(
+            f"queue job {job.job_id} of run {job.run_id} (which had ended): {job.action}",
+            highlight=False,
+        )
+    if pretty and not report.actions and not report.jobs:
         err.print(report.summary(), highlight=False)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
-from flowtrail.store.records import ForcedEnd, RunRecord
+from flowtrail.store.records import ForcedEnd, JobSeen, RunRecord
 
 # ``crash_cause`` words. The lease alone says the engine stopped renewing it (dead, hung,
 # or cut off from the database); a gone process is known dead (checked on its own host,
@@ -197,6 +197,77 @@ def expired(rec: RunRecord, now: datetime) -> ForcedEnd:
         error_message=f"expired: {why}",
         queue_expired_before=now,
     )
+
+
+def job_evidence(job: JobSeen) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "worker_id": job.worker_id,
+        "worker_heartbeat": _at(job.worker_heartbeat),
+    }
+
+
+def job_trouble(job: JobSeen) -> tuple[str, str]:
+    """(``crash_cause`` word, what the queue says) for a job that will not run its run."""
+    if job.status is None:
+        return "job_gone", f"queue job {job.id} is gone from the queue"
+    if job.status != "doing":
+        return f"job_{job.status}", f"queue job {job.id} ended {job.status}"
+    if job.worker_id is None or job.worker_heartbeat is None:
+        return "worker_gone", f"queue job {job.id} was taken by a worker that is gone"
+    return "worker_stalled", (
+        f"queue job {job.id} was taken by queue worker {job.worker_id}, whose last "
+        f"heartbeat was at {_at(job.worker_heartbeat)}"
+    )
+
+
+def reconciled(rec: RunRecord, job: JobSeen, now: datetime) -> ForcedEnd:
+    """A non-terminal run its queue job will never execute: a queued one ``failed``, a
+    running one (its lease expired too) ``crashed``, by the reconciler."""
+    cause, trouble = job_trouble(job)
+    more = {"job": job_evidence(job), "crash_cause": cause}
+    if rec.status is RunStatus.QUEUED:
+        why = f"{trouble}, so no worker will ever run it"
+        return ForcedEnd(
+            source=RunStatus.QUEUED,
+            status=RunStatus.FAILED,
+            path=FinalizationPath.FORCE_FAILED,
+            finalized_by=FinalizedBy.RECONCILER,
+            epoch=rec.lease_epoch,
+            seen_started_at=_started_at(rec),
+            note=_note("reconciled", FinalizedBy.RECONCILER, why, rec, **more),
+            error_message=f"failed before it started: {why}",
+            job_id=job.id,
+        )
+    why = f"its lease expired at {_at(rec.lease_expires_at)} and its {trouble} ({worker_text(rec)})"
+    return ForcedEnd(
+        source=RunStatus.RUNNING,
+        status=RunStatus.CRASHED,
+        path=FinalizationPath.CRASHED,
+        finalized_by=FinalizedBy.RECONCILER,
+        epoch=rec.lease_epoch,
+        seen_started_at=_started_at(rec),
+        note=_note("reconciled", FinalizedBy.RECONCILER, why, rec, **more),
+        error_message=f"crashed: {why}; {where_it_got(rec)}",
+        error_block_id=_block_in_flight(rec),
+        crash_cause=cause,
+        lease_expired_before=now,
+        job_id=job.id,
+    )
+
+
+def job_note(job: JobSeen, run_status: RunStatus) -> dict[str, Any]:
+    """The note on a run whose queue job the reconciler cancelled (or asked to abort)."""
+    action = "cancelled" if job.status == "todo" else "asked to abort"
+    return {
+        "kind": "job_cancelled" if job.status == "todo" else "job_abort_requested",
+        "who": FinalizedBy.RECONCILER.value,
+        "by": acting_process(),
+        "why": f"the run had ended {run_status.value}, but its queue job {job.id} was still "
+        f"{job.status}: {action}",
+        "evidence": {"job": job_evidence(job)},
+    }
 
 
 def _block_in_flight(rec: RunRecord) -> str | None:

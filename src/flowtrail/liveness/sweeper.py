@@ -8,7 +8,13 @@ saying who acted, when, why and on what evidence:
   dead on this host, else ``lease_expired``);
 * running, cancel requested longer ago than the grace (``Settings.cancel_grace``, one
   lease by default), or asked to cancel and its lease expired → ``cancelled``, forced;
-* queued past its time-to-live → ``failed``, path ``expired``.
+* queued past its time-to-live → ``failed``, path ``expired``;
+* reconciliation with the job queue (Procrastinate, on PostgreSQL, when its tables are
+  there; it runs even when the queue is empty): a non-terminal run whose job ended, is
+  gone or sits with a stalled queue worker is ended by the ``reconciler`` (a queued run
+  ``failed``; a running one ``crashed``, but only once its lease expired too: a live
+  lease is the authority on a running run), and a job still waiting or running for a
+  run that ended is cancelled, or asked to abort.
 
 Only one sweeper acts at a time across processes (``Store.sweeper_lock``: a PostgreSQL
 advisory lock; on SQLite the compare-and-set alone keeps two sweepers from both ending a
@@ -35,12 +41,15 @@ from flowtrail.settings import Settings
 from flowtrail.status import FinalizedBy, RunStatus
 from flowtrail.store.base import Store
 from flowtrail.store.common import utcnow
-from flowtrail.store.records import ForcedEnd, RunRecord, SweepScan
+from flowtrail.store.records import ForcedEnd, QueueScan, RunRecord, SweepScan
 
 log = logging.getLogger("flowtrail.liveness")
 
 # Runs of each kind handled per pass; more wait for the next pass (a pass stays short).
 SCAN_LIMIT = 500
+# A queue worker whose last heartbeat is older than this is stalled: Procrastinate's own
+# default (``stalled_worker_timeout``), three of its heartbeats.
+STALLED_WORKER_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +58,7 @@ class SweepAction:
 
     run_id: str
     status: RunStatus
-    action: str  # crashed | cancel_forced | expired
+    action: str  # crashed | cancel_forced | expired | reconciled
     message: str
     crash_cause: str | None = None
 
@@ -64,6 +73,19 @@ class SweepAction:
 
 
 @dataclass(frozen=True, slots=True)
+class JobAction:
+    """One queue job the pass cancelled (``todo``) or asked to abort (``doing``), because
+    its run had ended."""
+
+    job_id: int
+    run_id: str
+    action: str  # cancelled | abort_requested
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "run_id": self.run_id, "action": self.action}
+
+
+@dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one pass did. ``held_lock`` False: another sweeper was at work, so this
     pass did nothing. ``passed_over``: runs found but changed before they could be ended
@@ -75,13 +97,17 @@ class SweepReport:
     actions: tuple[SweepAction, ...] = ()
     passed_over: tuple[str, ...] = ()
     elapsed_ms: float = 0.0
+    jobs: tuple[JobAction, ...] = ()
+    queue: bool = False
+    """Whether the database has a job queue, reconciled by this pass."""
 
     def summary(self) -> str:
         if not self.held_lock:
             return "another sweeper holds the lock: this pass did nothing"
-        if not self.actions:
+        jobs = f", {len(self.jobs)} queue job(s) cancelled" if self.jobs else ""
+        if not self.actions and not self.jobs:
             return f"nothing to do ({self.found} found, {len(self.passed_over)} moved on)"
-        return f"ended {len(self.actions)} run(s)"
+        return f"ended {len(self.actions)} run(s){jobs}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +116,8 @@ class SweepReport:
             "found": self.found,
             "actions": [a.to_dict() for a in self.actions],
             "passed_over": list(self.passed_over),
+            "jobs": [j.to_dict() for j in self.jobs],
+            "queue": self.queue,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "summary": self.summary(),
         }
@@ -107,10 +135,30 @@ class Sweeper:
         async with self.store.sweeper_lock() as held:
             if not held:
                 return SweepReport(now, False, elapsed_ms=_ms_since(t0))
+            # The queue first: what it knows explains a dead run better than the lease.
+            queue = await self.store.reconcile_scan(
+                now,
+                now - timedelta(seconds=STALLED_WORKER_SECONDS),
+                now - timedelta(seconds=self.settings.lease_seconds),
+                SCAN_LIMIT,
+            )
+            reconciled: list[tuple[RunRecord, ForcedEnd, str]] = []
+            if queue is not None:
+                reconciled = [
+                    (r, endings.reconciled(r, j, now), "reconciled") for r, j in queue.runs
+                ]
             scan = await self._scan(now)
-            ends = self._plan(scan, now, here_only=False)
-            actions, passed = await self._apply(ends)
-        return SweepReport(now, True, _count(scan), actions, passed, _ms_since(t0))
+            planned = reconciled + [
+                p
+                for p in self._plan(scan, now, here_only=False)
+                if p[0].id not in {r.id for r, _, _ in reconciled}
+            ]
+            actions, passed = await self._apply(planned)
+            jobs = await self._cancel_jobs(queue) if queue is not None else ()
+        found = _count(scan) + len(reconciled)
+        return SweepReport(
+            now, True, found, actions, passed, _ms_since(t0), jobs, queue is not None
+        )
 
     async def reap_here(self) -> SweepReport:
         """Only the runs of this host whose process is gone and whose lease expired:
@@ -170,6 +218,18 @@ class Sweeper:
             else:
                 passed.append(rec.id)
         return tuple(actions), tuple(passed)
+
+    async def _cancel_jobs(self, queue: QueueScan) -> tuple[JobAction, ...]:
+        done: list[JobAction] = []
+        for stray in queue.jobs:
+            if not await self.store.cancel_job(stray.job.id):
+                continue  # it ended meanwhile
+            await self.store.add_note(stray.run_id, endings.job_note(stray.job, stray.run_status))
+            action = "cancelled" if stray.job.status == "todo" else "abort_requested"
+            log.info("queue job %s of run %s (%s): %s", stray.job.id, stray.run_id,
+                     stray.run_status, action)  # fmt: skip
+            done.append(JobAction(stray.job.id, stray.run_id, action))
+        return tuple(done)
 
 
 async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:

@@ -17,6 +17,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    QueueScan,
     QueueState,
     RunFilter,
     RunRecord,
@@ -136,6 +137,20 @@ class Store(Protocol):
     async def end_run(self, run_id: str, end: ForcedEnd) -> bool:
         """End a run from outside its engine, compare-and-set on the row as seen (see
         ``ForcedEnd``); False when the row had moved on (nothing was written)."""
+        ...
+
+    async def reconcile_scan(
+        self, now: datetime, stalled_before: datetime, ended_before: datetime, limit: int = 500
+    ) -> QueueScan | None:
+        """Where the job queue (Procrastinate, on PostgreSQL) and the runs disagree;
+        ``None`` when the database has no job queue. A worker counts as stalled when its
+        last heartbeat is before ``stalled_before``; a job still running counts once its
+        run ended before ``ended_before``."""
+        ...
+
+    async def cancel_job(self, job_id: int) -> bool:
+        """Cancel a waiting queue job, or ask a running one to abort; False when it was
+        neither any more."""
         ...
 
     def sweeper_lock(self) -> AbstractAsyncContextManager[bool]:

@@ -301,6 +301,7 @@ def end_params(run_id: str, end: ForcedEnd, now: datetime, ts: TsEncoder) -> dic
         "lease_before": ts(end.lease_expired_before),
         "cancel_before": ts(end.cancel_requested_before),
         "expires_before": ts(end.queue_expired_before),
+        "job_id": end.job_id,
         "output": encode_json(end.output, "output"),
         "error_message": _opt_text(end.error_message),
         "error_block_id": _opt_text(end.error_block_id),

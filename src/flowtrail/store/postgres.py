@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,9 +18,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
 from flowtrail.errors import StoreError, StoreUnavailableError
-from flowtrail.status import RunStatus
+from flowtrail.status import TERMINAL_STATUSES, RunStatus
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
+from flowtrail.store.records import EndedRunJob, JobSeen, QueueScan
 from flowtrail.store.sqlstore import Row, SqlStore
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -31,6 +33,9 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 # terminal write waits. A statement timeout (57014) is not among them: retrying the same
 # call won't help.
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "25006")
+
+# Procrastinate job statuses after which the job will not run (again).
+JOB_ENDED = ("succeeded", "failed", "cancelled", "aborted")
 
 
 def _raw_json(data: str | bytes) -> str:
@@ -130,6 +135,45 @@ class PostgresStore(SqlStore):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
+
+    async def reconcile_scan(
+        self, now: datetime, stalled_before: datetime, ended_before: datetime, limit: int = 500
+    ) -> QueueScan | None:
+        if not (await self._q("queue_present", {}))[0]["present"]:
+            return None
+        params = {
+            "now": self._ts(now),
+            "stalled_before": self._ts(stalled_before),
+            "ended_before": self._ts(ended_before),
+            "limit": max(0, limit),
+            "job_ended": list(JOB_ENDED),
+            "terminal": self._statuses(TERMINAL_STATUSES),
+        }
+        runs = tuple(
+            (
+                common.row_to_record(row),
+                JobSeen(
+                    int(row["job_id"]),
+                    row["job_status"] if row["job_found"] is not None else None,
+                    row["job_worker_id"],
+                    row["job_worker_heartbeat"],
+                ),
+            )
+            for row in await self._q("reconcile_runs", params)
+        )
+        jobs = tuple(
+            EndedRunJob(
+                JobSeen(int(row["job_id"]), row["job_status"], row["job_worker_id"]),
+                row["run_id"],
+                RunStatus(row["run_status"]),
+            )
+            for row in await self._q("reconcile_jobs", params)
+        )
+        return QueueScan(runs, jobs)
+
+    async def cancel_job(self, job_id: int) -> bool:
+        rows = await self._q("cancel_job", {"job_id": job_id})
+        return rows[0]["job_id"] is not None
 
     @asynccontextmanager
     async def sweeper_lock(self) -> AsyncIterator[bool]:

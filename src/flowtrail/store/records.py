@@ -339,6 +339,39 @@ class ForcedEnd:
     """Only if a cancel was requested, at or before this."""
     queue_expired_before: datetime | None = None
     """Only if ``expires_at`` is still before this."""
+    job_id: int | None = None
+    """Only if the run is still linked to this queue job."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSeen:
+    """A Procrastinate job as the reconciler found it. ``status`` is None when the job is
+    gone from the queue; ``worker_heartbeat`` is the last heartbeat of the worker that
+    took it (None: no worker, or the worker's row is gone)."""
+
+    id: int
+    status: str | None
+    worker_id: int | None = None
+    worker_heartbeat: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndedRunJob:
+    """A queue job still waiting (``todo``) or running (``doing``) for a run that ended."""
+
+    job: JobSeen
+    run_id: str
+    run_status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class QueueScan:
+    """Where the job queue and the runs disagree: ``runs``, non-terminal runs whose job
+    ended, is gone or sits with a stalled worker (a running run only once its lease
+    expired too); ``jobs``, jobs still waiting or running whose run has ended."""
+
+    runs: tuple[tuple[RunRecord, JobSeen], ...] = ()
+    jobs: tuple[EndedRunJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

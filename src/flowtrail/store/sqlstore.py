@@ -15,7 +15,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from flowtrail.errors import RunNotFoundError, RunStateError
+from flowtrail.errors import RunNotFoundError, RunStateError, StoreError
 from flowtrail.status import (
     PATH_STATUS,
     RETRYABLE,
@@ -37,6 +37,7 @@ from flowtrail.store.records import (
     NewRun,
     ProgressWrite,
     QueueJob,
+    QueueScan,
     QueueState,
     RunFilter,
     RunRecord,
@@ -356,6 +357,15 @@ class SqlStore(ABC):
             raise RunStateError(f"path {end.path} does not write status {end.status}")
         params = common.end_params(run_id, end, common.utcnow(), self._ts)
         return bool(await self._q("end_run", params))
+
+    async def reconcile_scan(
+        self, now: datetime, stalled_before: datetime, ended_before: datetime, limit: int = 500
+    ) -> QueueScan | None:
+        """No job queue here (SQLite): nothing to reconcile (PostgreSQL overrides this)."""
+        return None
+
+    async def cancel_job(self, job_id: int) -> bool:
+        raise StoreError(f"there is no job queue in {common.redact_url(self.url)}")
 
     @asynccontextmanager
     async def sweeper_lock(self) -> AsyncIterator[bool]:

@@ -236,7 +236,52 @@ WHERE id = %(id)s::text AND status = %(source)s::text
        OR cancel_requested_at <= %(cancel_before)s::timestamptz)
   AND (%(expires_before)s::timestamptz IS NULL
        OR expires_at < %(expires_before)s::timestamptz)
+  AND (%(job_id)s::bigint IS NULL OR job_id = %(job_id)s::bigint)
 RETURNING status
+
+-- name: queue_present
+SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present
+
+-- name: reconcile_runs
+-- Non-terminal runs linked to a queue job that says they will never be executed: the job
+-- ended (succeeded, failed, cancelled, aborted), is gone, or sits with a worker that
+-- stopped heartbeating. Queued runs are read through the expiry index, running ones only
+-- once their lease expired (through the lease index): a live lease is the authority on a
+-- running run, whatever the queue says (Procrastinate's own heartbeat runs on the event
+-- loop, which a CPU-bound block may hold).
+SELECT r.*, j.id AS job_found, j.status::text AS job_status, j.worker_id AS job_worker_id,
+       w.last_heartbeat AS job_worker_heartbeat
+FROM ((SELECT * FROM workflow_execution_logs
+       WHERE status = 'queued' AND job_id IS NOT NULL)
+      UNION ALL
+      (SELECT * FROM workflow_execution_logs
+       WHERE status = 'running' AND lease_expires_at < %(now)s::timestamptz
+         AND job_id IS NOT NULL)) AS r
+LEFT JOIN procrastinate_jobs AS j ON j.id = r.job_id
+LEFT JOIN procrastinate_workers AS w ON w.id = j.worker_id
+WHERE j.id IS NULL
+   OR j.status::text = ANY(%(job_ended)s::text[])
+   OR (j.status = 'doing' AND (j.worker_id IS NULL
+       OR w.last_heartbeat < %(stalled_before)s::timestamptz))
+LIMIT %(limit)s::bigint
+
+-- name: reconcile_jobs
+-- Queue jobs still waiting or running whose run has ended: a waiting one at once, a
+-- running one once its run has been over for a while (a job stays "doing" for the
+-- moment between its run's terminal write and the job's own end).
+SELECT j.id AS job_id, j.status::text AS job_status, j.worker_id AS job_worker_id,
+       r.id AS run_id, r.status AS run_status
+FROM procrastinate_jobs AS j
+JOIN workflow_execution_logs AS r ON r.job_id = j.id
+WHERE j.status IN ('todo', 'doing') AND NOT j.abort_requested
+  AND r.status = ANY(%(terminal)s::text[])
+  AND (j.status = 'todo' OR r.ended_at < %(ended_before)s::timestamptz)
+LIMIT %(limit)s::bigint
+
+-- name: cancel_job
+-- Procrastinate's own cancel: a waiting job becomes cancelled, a running one is asked to
+-- abort (its worker is notified). NULL: the job was neither waiting nor running any more.
+SELECT procrastinate_cancel_job_v1(%(job_id)s::bigint, true, false) AS job_id
 
 -- name: sweeper_lock
 -- One sweeper at a time across processes: a session lock taken without waiting (a pass

@@ -204,6 +204,7 @@ WHERE id = :id AND status = :source AND lease_epoch = :epoch
   AND (:lease_before IS NULL OR lease_expires_at < :lease_before)
   AND (:cancel_before IS NULL OR cancel_requested_at <= :cancel_before)
   AND (:expires_before IS NULL OR expires_at < :expires_before)
+  AND (:job_id IS NULL OR job_id = :job_id)
 RETURNING status
 
 -- name: cancel_requested
