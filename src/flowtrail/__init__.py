@@ -38,6 +38,7 @@ from flowtrail.errors import (
     StoreError,
     WorkflowError,
 )
+from flowtrail.liveness.sweeper import cancel_if_gone
 from flowtrail.liveness.why import Verdict
 from flowtrail.liveness.why import why as _why
 from flowtrail.model.compile import compile_definition, compile_file
@@ -185,11 +186,18 @@ async def cancel_async(
     run_id: str, *, settings: Settings | None = None, by: str = "api"
 ) -> CancelOutcome:
     """Record a durable cancel request: a paused or queued run is cancelled at once, the
-    process executing a running run stops it at its next check, an ended run is left
-    alone (``outcome.requested`` is then False)."""
+    process executing a running run stops it at its next check (or, when that process is
+    known gone, the request ends the run now), an ended run is left alone
+    (``outcome.requested`` is then False)."""
     settings = settings or Settings.from_env()
     async with _existing_store(settings, migrate=True) as store:
-        return await store.request_cancel(run_id, by)
+        outcome = await store.request_cancel(run_id, by)
+        if outcome.requested and not outcome.finalized:
+            ended = await cancel_if_gone(store, run_id)
+            if ended is not None and ended.status.terminal:
+                cancelled = ended.status is RunStatus.CANCELLED
+                return CancelOutcome(ended.status, True, cancelled, outcome.worker)
+        return outcome
 
 
 def cancel(run_id: str, **kwargs: Any) -> CancelOutcome:

@@ -300,3 +300,16 @@ async def test_a_pass_reads_only_the_partial_indexes(db: SqlStore) -> None:
         for index in ("lease_idx", "cancel_idx", "expiry_idx"):
             assert f"workflow_execution_logs_{index}" in plan, plan
     assert await db.sweep_scan(now, now, 500) == SweepScan()  # terminal runs: none found
+
+
+async def test_the_python_api_cancel_ends_a_run_whose_process_is_gone(db: SqlStore) -> None:
+    import flowtrail
+
+    run_id = await running(db, Worker(socket.gethostname(), dead_pid(), "gone"), lease=30)
+    outcome = await flowtrail.cancel_async(run_id, settings=Settings(database_url=db.url))
+    assert (outcome.status, outcome.requested, outcome.finalized) == (
+        RunStatus.CANCELLED, True, True,
+    )  # fmt: skip
+    row = await db.get_run(run_id)
+    assert (row.status, row.finalized_by) == (RunStatus.CANCELLED, FinalizedBy.API)
+    assert row.notes[-1]["kind"] == "cancel_forced" and "was gone" in row.notes[-1]["why"]
