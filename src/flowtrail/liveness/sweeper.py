@@ -142,20 +142,16 @@ class Sweeper:
                 now - timedelta(seconds=self.settings.lease_seconds),
                 SCAN_LIMIT,
             )
-            reconciled: list[tuple[RunRecord, ForcedEnd, str]] = []
-            if queue is not None:
-                reconciled = [
-                    (r, endings.reconciled(r, j, now), "reconciled") for r, j in queue.runs
-                ]
+            planned = {
+                rec.id: (rec, endings.reconciled(rec, job, now), "reconciled")
+                for rec, job in (queue.runs if queue is not None else ())
+            }
             scan = await self._scan(now)
-            planned = reconciled + [
-                p
-                for p in self._plan(scan, now, here_only=False)
-                if p[0].id not in {r.id for r, _, _ in reconciled}
-            ]
-            actions, passed = await self._apply(planned)
+            found = len(planned.keys() | _ids(scan))
+            for plan in self._plan(scan, now, here_only=False):
+                planned.setdefault(plan[0].id, plan)
+            actions, passed = await self._apply(list(planned.values()))
             jobs = await self._cancel_jobs(queue) if queue is not None else ()
-        found = _count(scan) + len(reconciled)
         return SweepReport(
             now, True, found, actions, passed, _ms_since(t0), jobs, queue is not None
         )
@@ -248,8 +244,8 @@ async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
     return await store.get_run(run_id)
 
 
-def _count(scan: SweepScan) -> int:
-    return len({r.id for r in (*scan.lease_expired, *scan.cancel_overdue, *scan.queue_expired)})
+def _ids(scan: SweepScan) -> set[str]:
+    return {r.id for r in (*scan.lease_expired, *scan.cancel_overdue, *scan.queue_expired)}
 
 
 def _ms_since(t0: float) -> float:
