@@ -26,6 +26,7 @@ from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.stopping import SIGNALS, Stopper, resume_command
 from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.view import record_json
+from flowtrail.liveness.sweeper import sweep_beside
 from flowtrail.model.compile import compile_file
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.loading import read_input
@@ -146,7 +147,8 @@ def worker(
             from flowtrail.queue.worker import QueueWorker, WorkerOptions  # as in enqueue
 
             options = WorkerOptions(concurrency, tuple(queue or (DEFAULT_QUEUE,)), grace)
-            runner = QueueWorker(store, settings, options)
+            # Every worker sweeps (one at a time across them: the sweeper's lock).
+            runner = QueueWorker(store, settings, options, [lambda: sweep_beside(settings)])
             loop = asyncio.get_running_loop()
             for sig in SIGNALS:
                 with suppress(NotImplementedError, RuntimeError):

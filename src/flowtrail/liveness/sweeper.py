@@ -39,6 +39,7 @@ from flowtrail.liveness import endings
 from flowtrail.liveness.process import process_gone
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizedBy, RunStatus
+from flowtrail.store import open_store
 from flowtrail.store.base import Store
 from flowtrail.store.common import utcnow
 from flowtrail.store.records import ForcedEnd, QueueScan, RunRecord, SweepScan
@@ -250,6 +251,13 @@ def _ids(scan: SweepScan) -> set[str]:
 
 def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
+
+
+async def sweep_beside(settings: Settings) -> None:
+    """The sweeper loop on a database connection of its own, until cancelled: what every
+    queue worker runs beside its runs (``QueueWorker(companions=...)``)."""
+    async with open_store(settings.database_url, create=False) as store:
+        await run_sweeper(store, settings, asyncio.Event())
 
 
 async def run_sweeper(
