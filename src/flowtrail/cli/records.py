@@ -186,7 +186,8 @@ def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = Fal
             "id": full_id,
             "status": (ended.status if ended else outcome.status).value,
             "requested": outcome.requested,
-            "finalized": outcome.finalized or (ended is not None and ended.status.terminal),
+            "finalized": outcome.finalized
+            or (ended is not None and ended.status is RunStatus.CANCELLED),
             "worker": None if worker is None else {"host": worker.host, "pid": worker.pid},
             "executing": executing,
             "message": message,
