@@ -98,19 +98,20 @@ async def _live_runs(store: Any, count: int, status: Any, lease: float | None) -
 
 
 async def _fill_queue(store: Any) -> None:
-    """Procrastinate's schema, and a finished job linked to every finished run."""
-    from procrastinate.schema import SchemaManager
+    """Procrastinate's schema (unless ``db upgrade`` applied it), and a finished job
+    linked to every finished run the bench added."""
+    present = "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
+    if not (await store._fetch(present, {}))[0]["present"]:
+        from procrastinate.schema import SchemaManager
 
-    await store._fetch(SchemaManager.get_schema(), {})
+        await store._fetch(SchemaManager.get_schema(), {})
     await store._fetch(
-        "INSERT INTO procrastinate_jobs (queue_name, task_name, status) SELECT 'flowtrail', "
-        "'flowtrail.run', 'succeeded' FROM workflow_execution_logs WHERE id LIKE 'done-%%' "
-        "ORDER BY substr(id, 6)::bigint",
-        {"n": 0},
-    )
-    await store._fetch(
-        "UPDATE workflow_execution_logs SET job_id = substr(id, 6)::bigint "
-        "WHERE id LIKE 'done-%%'",
+        "WITH jobs AS (INSERT INTO procrastinate_jobs (queue_name, task_name, status, args) "
+        "SELECT 'flowtrail', 'flowtrail.run', 'succeeded', jsonb_build_object('run_id', id) "
+        "FROM workflow_execution_logs WHERE id LIKE 'done-%%' AND job_id IS NULL "
+        "RETURNING id, args->>'run_id' AS run_id) "
+        "UPDATE workflow_execution_logs AS r SET job_id = jobs.id FROM jobs "
+        "WHERE r.id = jobs.run_id",
         {"n": 0},
     )
     await store._fetch("ANALYZE", {})
@@ -229,6 +230,14 @@ async def scenario(spec: dict[str, Any]) -> dict[str, Any]:
         ),
         "peak_rss_mb": h.peak_rss_mb(),
     }
+
+
+def one_pass_ms(url: str, runs: int) -> float:
+    """An idle sweep pass (ms, median) after adding ``runs`` finished runs to the database
+    at ``url``: the figure ``bench/queued.py`` reports."""
+    backend = "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+    spec = {"backend": backend, "url": url, "runs": runs, "ending": 0, "repeat": 0}
+    return float(asyncio.run(scenario(spec))["idle_pass_ms"])
 
 
 # -- parent ----------------------------------------------------------------------------
