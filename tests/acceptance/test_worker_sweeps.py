@@ -93,3 +93,64 @@ def test_a_killed_workers_run_is_swept_by_another_worker(cli: Cli, tmp_path: Pat
     assert job == {"done": True, "status": "doing"}
     notes = read(cli.db, "SELECT notes FROM workflow_execution_logs WHERE id = %s", run_id)
     assert [n["kind"] for n in notes["notes"]][-1] == "job_abort_requested"
+
+
+ONCE_SLOW = """
+import os
+import time
+
+
+def once_slow(path):
+    if os.path.exists(path):
+        return "second time"
+    open(path, "w").close()
+    time.sleep(60)
+"""
+
+
+def test_a_swept_run_with_recovery_is_retried_by_the_workers(cli: Cli, tmp_path: Path) -> None:
+    cli.env.update(FLOWTRAIL_LEASE_SECONDS=str(LEASE), FLOWTRAIL_SWEEP_SECONDS=str(SWEEP))
+    (tmp_path / "once_blocks.py").write_text(ONCE_SLOW)
+    workflow = write_workflow(
+        tmp_path,
+        "recovering",
+        f"""
+        name: recovering
+        recovery: {{attempts: 2, backoff_seconds: 0}}
+        blocks:
+          start: {{type: start}}
+          work: {{type: function, call: "once_blocks:once_slow",
+                  with: {{path: "{tmp_path / "tried"}"}}}}
+        connections: [start -> work]
+        """,
+    )
+    run_id = enqueue(cli, workflow)["id"]
+    first = cli.start("worker")
+    try:
+        assert wait_until(
+            cli.db,
+            "SELECT last_started_block_id = 'work' AS done "
+            "FROM workflow_execution_logs WHERE id = %s",
+            run_id,
+        )["done"], "the block never started"
+    finally:
+        first.kill()
+        first.communicate(timeout=10)
+
+    with worker(cli):
+        retried = wait_until(
+            cli.db,
+            "SELECT retried_by IS NOT NULL AS done, status, retried_by "
+            "FROM workflow_execution_logs WHERE id = %s",
+            run_id,
+        )
+        assert retried["done"], "the swept run was not retried"
+        second = wait_until(
+            cli.db,
+            "SELECT status IN ('completed', 'failed', 'crashed') AS done, status, attempt, "
+            "retry_of, output FROM workflow_execution_logs WHERE id = %s",
+            retried["retried_by"],
+        )
+    assert retried["status"] == "crashed"  # the swept attempt stays crashed, explained
+    assert (second["status"], second["attempt"], second["retry_of"]) == ("completed", 2, run_id)
+    assert second["output"] == {"result": "second time"}

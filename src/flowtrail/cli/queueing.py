@@ -24,6 +24,7 @@ from flowtrail.cli.common import (
 )
 from flowtrail.cli.output import dump, show_record
 from flowtrail.cli.stopping import SIGNALS, Stopper, resume_command
+from flowtrail.cli.sweeping import recovery
 from flowtrail.diagnostics.masking import Masker
 from flowtrail.diagnostics.view import record_json
 from flowtrail.liveness.sweeper import sweep_beside
@@ -147,8 +148,12 @@ def worker(
             from flowtrail.queue.worker import QueueWorker, WorkerOptions  # as in enqueue
 
             options = WorkerOptions(concurrency, tuple(queue or (DEFAULT_QUEUE,)), grace)
-            # Every worker sweeps (one at a time across them: the sweeper's lock).
-            runner = QueueWorker(store, settings, options, [lambda: sweep_beside(settings)])
+            # Every worker sweeps (one at a time across them: the sweeper's lock), and
+            # recovers the queued runs the sweeper ends crashed.
+            recover = recovery(settings.database_url, settings)
+            runner = QueueWorker(
+                store, settings, options, [lambda: sweep_beside(settings, recover)]
+            )
             loop = asyncio.get_running_loop()
             for sig in SIGNALS:
                 with suppress(NotImplementedError, RuntimeError):

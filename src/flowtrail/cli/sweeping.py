@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import Awaitable
 from contextlib import suppress
 from typing import Annotated
 
@@ -14,7 +15,15 @@ from rich.text import Text
 
 from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
 from flowtrail.cli.output import dump
-from flowtrail.liveness.sweeper import Sweeper, SweepReport, run_sweeper
+from flowtrail.liveness.sweeper import (
+    Recover,
+    Sweeper,
+    SweepReport,
+    recover_crashed_runs,
+    run_sweeper,
+)
+from flowtrail.settings import Settings
+from flowtrail.store import Store
 from flowtrail.store.common import redact_url
 
 
@@ -32,8 +41,12 @@ def sweep(
         settings = settings_for(db)
         store = await open_db(settings, db=db, reap=False)  # the sweeper does it all
         try:
+            recover = recovery(store.url, settings)
             if once:
-                show(await Sweeper(store, settings).sweep_once(), as_json, pretty=True)
+                report = await Sweeper(store, settings).sweep_once()
+                show(report, as_json, pretty=True)
+                if recover is not None:
+                    await recover_crashed_runs(store, report, recover)
                 return 0
             err.print(
                 f"sweeping {escape(redact_url(settings.database_url))} every "
@@ -46,7 +59,9 @@ def sweep(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             try:
-                await run_sweeper(store, settings, stop, lambda r: show(r, as_json))
+                await run_sweeper(
+                    store, settings, stop, lambda r: show(r, as_json), recover=recover
+                )
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with suppress(NotImplementedError, RuntimeError):
@@ -56,6 +71,19 @@ def sweep(
             await store.close()
 
     raise typer.Exit(guard(go, as_json))
+
+
+def recovery(url: str, settings: Settings) -> Recover | None:
+    """Automatic recovery of the queued runs a pass ends ``crashed`` (their workflow's
+    ``recovery:``); queued runs exist only on PostgreSQL."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return None
+    from flowtrail.queue.recovery import recover_crashed  # only a queue pays the import
+
+    def recover(store: Store, run_id: str) -> Awaitable[object]:
+        return recover_crashed(store, run_id, settings)
+
+    return recover
 
 
 def show(report: SweepReport, as_json: bool, *, pretty: bool = False) -> None:

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -253,11 +253,16 @@ def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-async def sweep_beside(settings: Settings) -> None:
+Recover = Callable[[Store, str], Awaitable[object]]
+"""Called with each run a pass ended ``crashed`` (automatic recovery lives above this
+layer, with the queue: ``flowtrail.queue.recovery.recover_crashed``)."""
+
+
+async def sweep_beside(settings: Settings, recover: Recover | None = None) -> None:
     """The sweeper loop on a database connection of its own, until cancelled: what every
     queue worker runs beside its runs (``QueueWorker(companions=...)``)."""
     async with open_store(settings.database_url, create=False) as store:
-        await run_sweeper(store, settings, asyncio.Event())
+        await run_sweeper(store, settings, asyncio.Event(), recover=recover)
 
 
 async def run_sweeper(
@@ -265,10 +270,12 @@ async def run_sweeper(
     settings: Settings,
     stop: asyncio.Event,
     on_report: Callable[[SweepReport], None] | None = None,
+    *,
+    recover: Recover | None = None,
 ) -> None:
     """Sweep every ``settings.sweep_seconds`` until ``stop`` is set (a worker runs this
     beside its runs; ``flowtrail sweep`` runs it alone). A pass that fails (the database
-    is away) is logged and the next one tries again."""
+    is away) is logged and the next one tries again; so is a recovery that fails."""
     sweeper = Sweeper(store, settings)
     while not stop.is_set():
         try:
@@ -278,5 +285,16 @@ async def run_sweeper(
         else:
             if on_report is not None:
                 on_report(report)
+            if recover is not None:
+                await recover_crashed_runs(store, report, recover)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.sweep_seconds)
+
+
+async def recover_crashed_runs(store: Store, report: SweepReport, recover: Recover) -> None:
+    for action in report.actions:
+        if action.status is RunStatus.CRASHED:
+            try:
+                await recover(store, action.run_id)
+            except Exception as exc:  # the run stays crashed, explained; logged
+                log.warning("run %s: automatic recovery failed: %s", action.run_id, exc)
