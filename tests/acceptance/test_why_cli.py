@@ -13,8 +13,8 @@ from typing import Any
 
 from flowtrail.liveness.why import Verdict, why
 from flowtrail.settings import Settings
-from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
-from flowtrail.store import Finalization, NewRun, Worker, open_store
+from flowtrail.status import RunStatus
+from flowtrail.store import NewRun, Worker, open_store
 from flowtrail.store.common import utcnow
 from tests.acceptance.clitools import Cli, started, write_workflow
 
@@ -60,29 +60,6 @@ def until_verdict(url: str, run_id: str, wanted: str, seconds: float = 20) -> Ve
     return result
 
 
-def end_as_the_sweeper_does(url: str, run_id: str) -> None:
-    """The sweeper's terminal write for a run whose lease expired."""
-
-    async def go() -> None:
-        async with open_store(url) as store:
-            now = utcnow()
-            outcome = await store.finalize(
-                run_id,
-                Finalization(
-                    status=RunStatus.CRASHED,
-                    path=FinalizationPath.CRASHED,
-                    finalized_by=FinalizedBy.SWEEPER,
-                    ended_at=now,
-                    duration_ms=1,
-                    error_message="the run's lease expired: its process died or hung",
-                    crash_cause="lease_expired",
-                ),
-            )
-            assert outcome.persisted
-
-    asyncio.run(go())
-
-
 def test_a_killed_run_is_named_until_it_is_swept_then_crashed(cli: Cli, tmp_path: Path) -> None:
     cli.env["FLOWTRAIL_LEASE_SECONDS"] = str(LEASE)
     wf = write_workflow(tmp_path, "killed", SLEEPER.format(name="killed"))
@@ -114,10 +91,12 @@ def test_a_killed_run_is_named_until_it_is_swept_then_crashed(cli: Cli, tmp_path
     assert "its process is gone" in expired.summary
     assert expired.evidence["sweep_due_at"] > expired.evidence["lease_expires_at"]
 
-    end_as_the_sweeper_does(cli.db, row["id"])
+    swept = cli.run("sweep", "--once")
+    assert swept.returncode == 0, swept.stderr
     crashed = why_json(cli, row["id"])
     assert crashed["verdict"] == "crashed" and crashed["status"] == "crashed"
-    assert crashed["evidence"]["crash_cause"] == "lease_expired"
+    assert crashed["evidence"]["crash_cause"] == "process_gone"
+    assert "because its process was gone" in crashed["summary"]
     assert crashed["evidence"]["finalized_by"] == "sweeper"
     assert crashed["evidence"]["last_started_block"]["block_id"] == "second"
     assert str(proc.pid) in crashed["summary"]
