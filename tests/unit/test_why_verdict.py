@@ -206,6 +206,9 @@ def test_cancelling_comes_before_health() -> None:
     assert "by cli" in v.summary and "stops at its next check" in v.summary
     assert v.evidence["cancel_requested_by"] == "cli"
     assert v.evidence["cancelling_for_s"] == 2.0
+    # unanswered past the grace (one lease by default), the sweeper forces it
+    assert v.evidence["forced_by_about"] == "2026-12-01T12:01:13+00:00"
+    assert "if it has not by about 2026-12-01T12:01:13Z" in v.summary
 
 
 def test_cancelling_a_run_nobody_executes_says_the_sweeper_ends_it() -> None:

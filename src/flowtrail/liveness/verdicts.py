@@ -231,12 +231,14 @@ class Facts:
             worker = _worker(rec)
             summary += (
                 f"; the engine{f' (worker {worker})' if worker else ''} stops at its next "
-                f"check, {self.where()}"
+                f"check, {self.where()}; if it has not by about {stamp(self.forced_by())}, "
+                "the sweeper ends it cancelled by force"
             )
         return self.done(
             "cancelling",
             summary + ".",
             {
+                "forced_by_about": iso(self.forced_by()),
                 "cancel_requested_at": iso(rec.cancel_requested_at),
                 "cancel_requested_by": rec.cancel_requested_by,
                 "cancelling_for_s": seconds_between(rec.cancel_requested_at, self.now),
@@ -246,6 +248,13 @@ class Facts:
                 **self.markers(),
             },
         )
+
+    def forced_by(self) -> datetime:
+        """When the sweeper will have forced an unanswered cancel: the grace after the
+        request, then at most one sweep interval."""
+        asked = self.rec.cancel_requested_at or self.now
+        grace = timedelta(seconds=self.settings.cancel_grace)
+        return max(asked + grace, self.now) + self.sweep_interval()
 
     def paused(self) -> Verdict:
         rec = self.rec
