@@ -97,10 +97,7 @@ class BlockingStore:
             loop_lag_ms,
             loop_blocked_since,
         )
-        rows = self.fetch("renew_lease", params)
-        if not rows:
-            return LeaseRenewal(held=False, cancel_requested=False)
-        return LeaseRenewal(True, rows[0]["cancel_requested_at"] is not None)
+        return common.lease_renewal(self.fetch("renew_lease", params))
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -20,6 +20,7 @@ from flowtrail.store.records import (
     CompletedMarker,
     Finalization,
     ForcedEnd,
+    LeaseRenewal,
     NewRun,
     ProgressWrite,
     RunRecord,
@@ -232,6 +233,13 @@ def lease_params(
         "loop_lag_ms": loop_lag_ms,
         "loop_blocked_since": ts(loop_blocked_since),
     }
+
+
+def lease_renewal(rows: list[dict[str, Any]]) -> LeaseRenewal:
+    """What ``renew_lease`` returned: no row means the lease was taken away."""
+    if not rows:
+        return LeaseRenewal(held=False, cancel_requested=False)
+    return LeaseRenewal(True, rows[0]["cancel_requested_at"] is not None)
 
 
 def claim_params(

@@ -304,10 +304,7 @@ class SqlStore(ABC):
             loop_lag_ms,
             loop_blocked_since,
         )
-        rows = await self._q("renew_lease", params)
-        if not rows:
-            return LeaseRenewal(held=False, cancel_requested=False)
-        return LeaseRenewal(True, rows[0]["cancel_requested_at"] is not None)
+        return common.lease_renewal(await self._q("renew_lease", params))
 
     async def claim_resume(
         self, run_id: str, worker: Worker | None = None, lease_seconds: float = 60.0
