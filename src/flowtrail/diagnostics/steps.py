@@ -59,9 +59,6 @@ class StepLog:
         self._pending: dict[Key, Pending] = {}
         self._containers: dict[Key, _Progress] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._pending)
-
     def note(self, event: Event) -> None:
         if isinstance(event, BlockStarted):
             self._pending[(position_of(event.path), event.block_id)] = event
