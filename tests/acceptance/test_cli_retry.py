@@ -3,16 +3,12 @@ processes, a real SIGKILL, both databases."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
-from flowtrail.store import Finalization, open_store
 from tests.acceptance.clitools import Cli, started, write_workflow
 
 TOUCHING = """
@@ -64,27 +60,6 @@ def count(folder: Path, name: str) -> int:
     return len(path.read_text()) if path.exists() else 0
 
 
-def crash(url: str, run_id: str) -> None:
-    """End a run whose process is gone ``crashed``, as the sweeper does once its lease
-    has expired (the sweeper's own timing is tested with the sweeper)."""
-
-    async def go() -> None:
-        async with open_store(url) as store:
-            await store.finalize(
-                run_id,
-                Finalization(
-                    status=RunStatus.CRASHED,
-                    path=FinalizationPath.CRASHED,
-                    finalized_by=FinalizedBy.SWEEPER,
-                    ended_at=datetime.now(UTC),
-                    duration_ms=1,
-                    crash_cause="lease_expired",
-                ),
-            )
-
-    asyncio.run(go())
-
-
 def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -96,6 +71,7 @@ def test_a_killed_run_retried_reuses_what_completed_and_reruns_the_block_in_flig
     cli: Cli, tmp_path: Path
 ) -> None:
     (tmp_path / "retry_blocks.py").write_text(TOUCHING)
+    cli.env["FLOWTRAIL_LEASE_SECONDS"] = "1"
     wf = write_workflow(tmp_path, "killed", CHAIN.format(name="killed"))
     (tmp_path / "hang_c").touch()
     proc = cli.start("run", str(wf), "--quiet")
@@ -106,7 +82,9 @@ def test_a_killed_run_retried_reuses_what_completed_and_reruns_the_block_in_flig
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
     old_id = row["id"]
-    crash(cli.db, old_id)
+    # Any command finds the process gone once the lease has expired, and ends the run
+    # crashed (the sweeper's check on this host).
+    wait_until(lambda: cli.show(old_id)["status"] == "crashed")
     (tmp_path / "hang_c").unlink()
 
     result = cli.run("retry", old_id, "--json", "--quiet")
@@ -145,11 +123,12 @@ def test_retry_refuses_what_it_cannot_retry(cli: Cli, tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-    running = cli.run("retry", row["id"])
+    running = cli.run("retry", row["id"])  # its lease (60 s) has not expired yet
     assert running.returncode == 4
     assert "only a crashed, failed or cancelled run can be retried" in running.stderr
 
-    crash(cli.db, row["id"])
+    cli.run("cancel", row["id"])  # its process is gone: the cancel ends it
+    assert cli.show(row["id"])["status"] == "cancelled"
     typo = cli.run("retry", row["id"], "--from", "cc", "--json")
     assert typo.returncode == 2
     assert "did you mean 'c'" in json.loads(typo.stdout)["error"]["message"]
