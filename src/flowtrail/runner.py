@@ -26,6 +26,7 @@ from flowtrail.engine.observers import Observer, ObserverHub
 from flowtrail.engine.reuse import Reused
 from flowtrail.errors import InputError, RunStateError
 from flowtrail.liveness.heartbeat import Heartbeat
+from flowtrail.liveness.process import this_worker
 from flowtrail.model.budget import Limits
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
@@ -200,7 +201,7 @@ class Runner:
             trigger,
             status=RunStatus.RUNNING,
             started_at=started_at,
-            worker=Worker.this_process(),
+            worker=this_worker(),
             lease_seconds=self.settings.lease_seconds,
             deadline_seconds=options.deadline_seconds,
         )
@@ -255,7 +256,7 @@ class Runner:
         if self.store is None:
             raise RunStateError("claiming a run needs the durable record (a database)")
         record = await self.store.claim(
-            run_id, worker or Worker.this_process(), self.settings.lease_seconds
+            run_id, worker or this_worker(), self.settings.lease_seconds
         )
         if record is None:
             return None
@@ -322,7 +323,7 @@ class Runner:
                 snapshot_hash=old.snapshot_hash,
                 status=RunStatus.RUNNING,
                 started_at=started_at,
-                worker=Worker.this_process(),
+                worker=this_worker(),
                 lease_seconds=self.settings.lease_seconds,
                 deadline_seconds=options.deadline_seconds,
                 retry_of=old.id,
@@ -537,7 +538,7 @@ class Runner:
         sealer = Sealer(self.settings.named_secrets)
         sealer.unseal(current.pause_state)  # a missing secret fails before the claim
         row = await self.store.claim_resume(  # one wins
-            run_id, Worker.this_process(), self.settings.lease_seconds
+            run_id, this_worker(), self.settings.lease_seconds
         )
         snapshot = sealer.unseal(row.pause_state)  # the claimed row's own snapshot
         return self._launch(

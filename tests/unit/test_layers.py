@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "flowtrail"
 FORBIDDEN = {
     "model": {"engine", "diagnostics", "store", "queue", "cli", "runner", "settings"},
     "engine": {"diagnostics", "store", "queue", "cli", "runner", "settings"},
-    "store": {"model", "engine", "diagnostics", "queue", "cli", "runner", "settings"},
+    "store": {"model", "engine", "diagnostics", "liveness", "queue", "cli", "runner", "settings"},
     "diagnostics": {"queue", "cli", "runner", "settings"},
     "queue": {"cli"},
     # single modules: the vocabulary and the error tree sit below everything; settings reads

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from flowtrail.store.records import Worker
 
 # Start times are read at clock-tick resolution and through the boot time, which the
 # kernel reports rounded to the second: two readings of one process can differ by that.
@@ -60,6 +63,20 @@ def is_zombie(pid: int) -> bool:
     """A zombie has exited; it only waits for its parent to reap it."""
     fields = _stat_fields(pid)
     return fields is not None and fields[:1] == ["Z"]
+
+
+_THIS: dict[int, Worker] = {}  # by pid: a forked child is another process
+
+
+def this_worker(worker_id: str | None = None) -> Worker:
+    """This process as the worker of a run: host, pid, ``worker_id`` (``host:pid`` when
+    none is given) and start time, read once per process (none of them changes)."""
+    pid = os.getpid()
+    found = _THIS.get(pid)
+    if found is None:
+        host = socket.gethostname()
+        found = _THIS[pid] = Worker(host, pid, f"{host}:{pid}", process_started_at(pid))
+    return found if worker_id is None else replace(found, id=worker_id)
 
 
 def pid_alive(pid: int) -> bool:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowtrail.errors import StoreError
+from flowtrail.liveness.process import this_worker
 from flowtrail.queue.app import CONTEXT_KEY, make_app
 from flowtrail.queue.defaults import DEFAULT_GRACE_SECONDS, DEFAULT_QUEUE, require_postgres
 from flowtrail.queue.execute import RunExecutor
 from flowtrail.queue.schema import queue_schema_present
 from flowtrail.settings import Settings
-from flowtrail.store import Store, Worker
+from flowtrail.store import Store
 
 log = logging.getLogger("flowtrail.worker")
 
@@ -64,7 +65,7 @@ class QueueWorker:
         self.store = store
         self.settings = settings
         self.options = options
-        self.identity = Worker.this_process()
+        self.identity = this_worker()
         self.executor = RunExecutor(store, settings, self.identity)
         self.companions = tuple(companions)
         self._worker_task: asyncio.Task[None] | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,19 +48,13 @@ class CompletedMarker:
 class Worker:
     """The process executing a run: its host name and pid, the worker's id (a queue
     worker's name, or ``host:pid`` for an in-process run) and when the process started
-    (so that a reused pid is not mistaken for it)."""
+    (so that a reused pid is not mistaken for it). This process's own is
+    ``liveness.process.this_worker()``."""
 
     host: str
     pid: int
     id: str | None = None
     started_at: datetime | None = None
-
-    @classmethod
-    def this_process(cls, worker_id: str | None = None) -> Worker:
-        from flowtrail.liveness.process import process_started_at
-
-        host, pid = socket.gethostname(), os.getpid()
-        return cls(host, pid, worker_id or f"{host}:{pid}", process_started_at(pid))
 
 
 @dataclass(frozen=True, slots=True)
