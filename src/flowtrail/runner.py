@@ -31,7 +31,7 @@ from flowtrail.model.budget import Limits
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.rerun import NOTHING, Rerun, rerun_from
-from flowtrail.model.snapshot import snapshot_hash, snapshot_of, workflow_from_snapshot
+from flowtrail.model.snapshot import workflow_from_snapshot
 from flowtrail.settings import Settings
 from flowtrail.status import RETRYABLE, RunStatus
 from flowtrail.store.base import Store
@@ -74,8 +74,7 @@ async def stored_workflow(store: Store, record: RunRecord) -> Workflow:
 
 async def store_snapshot(store: Store, workflow: Workflow) -> str:
     """Store the run's self-contained definition snapshot; return its hash."""
-    snapshot = snapshot_of(workflow)
-    digest = snapshot_hash(snapshot)
+    snapshot, digest = workflow.snapshot
     await store.put_snapshot(digest, workflow.name, snapshot)
     return digest
 

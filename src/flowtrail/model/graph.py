@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,22 @@ class Workflow:
     def name(self) -> str:
         return self.definition.name
 
-    @property
+    @cached_property
     def document(self) -> dict[str, Any]:
+        """The definition as a JSON document (computed once: a Workflow never changes;
+        callers copy it before they add to it)."""
         return self.definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @cached_property
+    def snapshot(self) -> tuple[dict[str, Any], str]:
+        """The self-contained document a run of it stores, and the hash it is stored
+        under (``model.snapshot``), built once however many runs start from it."""
+        # snapshot.py rebuilds workflows through the compiler, which builds this module's
+        # types: imported here, not at the top, to keep that cycle out of import time.
+        from flowtrail.model.snapshot import snapshot_hash, snapshot_of
+
+        document = snapshot_of(self)
+        return document, snapshot_hash(document)
 
     @property
     def definition_hash(self) -> str:

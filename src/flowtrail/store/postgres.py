@@ -61,6 +61,7 @@ class PostgresStore(SqlStore):
             self._is_open = True
 
     async def close(self) -> None:
+        self._snapshots_stored.clear()  # a reopened store checks again
         self._is_open = False
         conn, self._conn = self._conn, None
         if conn is not None:

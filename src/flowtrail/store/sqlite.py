@@ -134,6 +134,7 @@ class SqliteStore(SqlStore):
             raise StoreUnavailableError(f"cannot open SQLite store {self.url}: {exc}") from exc
 
     async def close(self) -> None:
+        self._snapshots_stored.clear()  # a reopened store (a replaced file) checks again
         db, self._db = self._db, None
         if db is not None:
             await db.close()

@@ -60,6 +60,7 @@ class SqlStore(ABC):
         # Serializes callers on the one connection, so a migration transaction is never
         # interleaved with another caller's statement.
         self._lock = asyncio.Lock()
+        self._snapshots_stored: set[str] = set()
 
     # -- what a backend supplies -------------------------------------------------------
 
@@ -168,6 +169,10 @@ class SqlStore(ABC):
     # -- snapshots ---------------------------------------------------------------------
 
     async def put_snapshot(self, definition_hash: str, name: str, definition: Any) -> None:
+        # A snapshot is immutable (its hash is its content): once this store has written
+        # one, runs started from the same workflow neither encode nor send it again.
+        if definition_hash in self._snapshots_stored:
+            return
         params = {
             "definition_hash": definition_hash,
             "workflow_name": name,
@@ -175,6 +180,7 @@ class SqlStore(ABC):
             "now": self._ts(common.utcnow()),
         }
         await self._q("put_snapshot", params)
+        self._snapshots_stored.add(definition_hash)
 
     async def get_snapshot(self, definition_hash: str) -> Any | None:
         rows = await self._q("get_snapshot", {"definition_hash": definition_hash})
