@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from flowtrail.errors import StoreError, StoreUnavailableError
 from flowtrail.store import common
 from flowtrail.store.queries import load_queries
@@ -43,6 +40,9 @@ class BlockingStore:
         self._queries = load_queries(self.backend)
         self._conn: Any = None
         self._lock = threading.Lock()
+        # The driver's errors: psycopg is imported only for a PostgreSQL URL, as the
+        # async store does (a SQLite user never loads it).
+        self._errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
 
     def _connect(self) -> Any:
         if self.backend == "sqlite":
@@ -58,6 +58,10 @@ class BlockingStore:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=NORMAL")
             return conn
+        import psycopg
+        from psycopg.rows import dict_row
+
+        self._errors = (psycopg.Error, OSError)
         return psycopg.connect(
             self.url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.timeout)
         )
@@ -74,7 +78,7 @@ class BlockingStore:
                 cursor = self._conn.execute(self._queries[name], params)
                 rows = cursor.fetchall() if cursor.description else []
                 return [dict(row) for row in rows]
-            except (sqlite3.Error, psycopg.Error, OSError) as exc:
+            except self._errors as exc:
                 self._drop()
                 raise StoreUnavailableError(
                     f"{common.redact_url(self.url)}: {exc}".strip()
