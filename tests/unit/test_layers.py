@@ -24,6 +24,8 @@ FORBIDDEN = {
     "runner": {"queue", "cli"},
     # leases and the sweeper work on stored runs: never on the engine, the queue or a command
     "liveness": {"model", "engine", "diagnostics", "queue", "cli", "runner"},
+    # the HTTP API sits beside the CLI: `flowtrail serve` runs it, it never runs a command
+    "api": {"cli"},
 }
 
 

@@ -19,7 +19,15 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from flowtrail.cli import authoring, queueing, records, retrying, running, sweeping
+from flowtrail.cli import (
+    authoring,
+    queueing,
+    records,
+    retrying,
+    running,
+    serving,
+    sweeping,
+)
 from flowtrail.cli.common import out
 
 
@@ -98,6 +106,7 @@ _command()(records.cancel)
 _command()(queueing.worker)
 _command()(records.why)
 _command()(sweeping.sweep)
+_command()(serving.serve)
 _command()(authoring.validate)
 _command()(authoring.schema)
 db_app.command("upgrade", cls=Command)(authoring.db_upgrade)

@@ -13,6 +13,7 @@ from flowtrail.cli.output import dump, inputs_table
 from flowtrail.errors import WorkflowError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.definition import WorkflowDefinition
+from flowtrail.model.inputs import declared_inputs
 from flowtrail.queue.schema import apply_queue_schema
 from flowtrail.store import open_store
 
@@ -72,21 +73,6 @@ def validate(
             out.print(inputs_table(declared))
         else:
             err.print("it declares no inputs (any JSON object is accepted as --input)")
-
-
-def declared_inputs(definition: WorkflowDefinition) -> list[dict[str, Any]]:
-    """The ``inputs:`` of a workflow as ``run`` checks them (required when no default is
-    given, unless ``required: false``)."""
-    return [
-        {
-            "name": name,
-            "type": spec.type,
-            "required": spec.default is None and spec.required is not False,
-            "default": spec.default,
-            "description": spec.description,
-        }
-        for name, spec in definition.inputs.items()
-    ]
 
 
 def schema() -> None:

@@ -41,6 +41,7 @@ CRASH_CAUSES = {
     "lease_expired": "its lease expired with nobody renewing it",
     "process_gone": "its process was gone",
     "worker_shutdown": "its worker shut down before the run ended",
+    "server_shutdown": "the API server running it shut down before the run ended",
 }
 # Procrastinate job statuses after which the job will never execute its run.
 JOB_DONE = frozenset({"succeeded", "failed", "cancelled", "aborted", "absent"})

@@ -69,3 +69,18 @@ def validate_inputs(
     if problems:
         raise InputError("invalid run input: " + "; ".join(problems))
     return values
+
+
+def declared_inputs(definition: WorkflowDefinition) -> list[dict[str, Any]]:
+    """The ``inputs:`` of a workflow as ``run`` checks them (required when no default is
+    given, unless ``required: false``)."""
+    return [
+        {
+            "name": name,
+            "type": spec.type,
+            "required": spec.default is None and spec.required is not False,
+            "default": spec.default,
+            "description": spec.description,
+        }
+        for name, spec in definition.inputs.items()
+    ]

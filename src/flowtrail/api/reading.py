@@ -1,0 +1,40 @@
+"""How a route reads: through a reader of the pool when the server has one, else through
+the writer store; and the run detail, the same JSON as ``flowtrail show --json``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Request
+
+from flowtrail.diagnostics.view import record_json, step_json
+from flowtrail.liveness.lease import lease_state
+from flowtrail.liveness.verdicts import Verdict
+from flowtrail.settings import Settings
+from flowtrail.store import RunRecord, Store
+from flowtrail.store.common import utcnow
+from flowtrail.store.records import StepRecord
+
+
+@asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[Store]:
+    readers = getattr(request.app.state, "readers", None)
+    if readers is None:
+        yield request.app.state.store
+        return
+    async with readers.reader() as store:
+        yield store
+
+
+def run_detail(
+    record: RunRecord, steps: list[StepRecord], found: Verdict | None, settings: Settings
+) -> dict[str, Any]:
+    """What ``flowtrail show --json`` prints for this run."""
+    lease = lease_state(record, utcnow(), settings.lease_seconds)
+    data = {**record_json(record), "lease": None if lease is None else lease.to_dict()}
+    if found is not None:
+        data["why"] = found.to_dict()
+    data["steps"] = [step_json(step) for step in steps]
+    return data
