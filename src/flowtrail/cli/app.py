@@ -21,6 +21,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from flowtrail.cli import (
     authoring,
+    pruning,
     queueing,
     records,
     retrying,
@@ -107,6 +108,7 @@ _command()(queueing.worker)
 _command()(records.why)
 _command()(sweeping.sweep)
 _command()(serving.serve)
+_command("prune")(pruning.prune_runs)
 _command()(authoring.validate)
 _command()(authoring.schema)
 db_app.command("upgrade", cls=Command)(authoring.db_upgrade)

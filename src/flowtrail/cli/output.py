@@ -96,6 +96,12 @@ def show_record(console: Console, data: dict[str, Any], *, spans: bool = True) -
         text = json.dumps(data["output"], default=str)
         table.add_row("output", escape(text if len(text) < 400 else text[:400] + "…"))
     console.print(table, highlight=False)
+    if data.get("pruned_at"):
+        console.print(
+            f"[dim]trace pruned on {escape(str(data['pruned_at']))}: its spans, steps and "
+            "output were dropped by `flowtrail prune`; the summary above is as it was[/]"
+        )
+        return
     exec_data = data.get("execution_data") or {}
     trace = exec_data.get("trace") if isinstance(exec_data, dict) else None
     if spans and trace:

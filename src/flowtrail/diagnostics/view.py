@@ -87,6 +87,7 @@ def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]
         "retried_by": rec.retried_by,
         "retry_from_block": rec.retry_from_block,
         "paused": _pause_summary(rec),
+        "pruned_at": _iso(rec.pruned_at),
     }
     if include_trace:
         data["execution_data"] = rec.execution_data
@@ -104,7 +105,7 @@ RECORD_KEYS = (
     "parent_run_id", "updated_at", "worker_host", "worker_pid", "claimed_at", "worker_id",
     "worker_started_at", "lease_epoch", "lease_expires_at", "heartbeat_at", "loop_lag_ms",
     "loop_blocked_since", "crash_cause", "queue_name", "job_id", "queued_at", "expires_at",
-    "attempt", "retry_of", "retried_by", "retry_from_block", "paused",
+    "attempt", "retry_of", "retried_by", "retry_from_block", "paused", "pruned_at",
 )  # fmt: skip
 
 

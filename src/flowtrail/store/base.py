@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
@@ -17,6 +17,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    PruneBatch,
     QueueScan,
     QueueState,
     RunFilter,
@@ -188,4 +189,31 @@ class Store(Protocol):
     ) -> list[float]:
         """Seconds ``block_id`` took (each completed execution) in the latest ``runs``
         completed runs of ``workflow_name``, leaving out run ``exclude``."""
+        ...
+
+    async def prune_batch(
+        self,
+        before: datetime,
+        statuses: Iterable[RunStatus],
+        after: tuple[datetime, str] | None,
+        limit: int,
+        *,
+        dry_run: bool,
+        now: datetime,
+    ) -> PruneBatch:
+        """Retention, one batch in one short transaction: the next ``limit`` runs in
+        ``statuses`` (ended ones only) started and ended before ``before``, oldest first
+        after the keyset ``after``, not pruned yet, lose their trace, output, pause
+        snapshot and steps; their summary columns stay and ``pruned_at`` becomes ``now``.
+        With ``dry_run`` nothing is written and the batch says what would go."""
+        ...
+
+    async def database_size(self) -> int:
+        """Bytes the runs take (SQLite: the file's pages; PostgreSQL: the run and step
+        tables with their indexes)."""
+        ...
+
+    async def reclaim_space(self) -> None:
+        """Give the space freed by a prune back (SQLite ``VACUUM``, PostgreSQL
+        ``VACUUM``)."""
         ...

@@ -481,6 +481,7 @@ def row_to_record(row: Mapping[str, Any]) -> RunRecord:
         retried_by=row.get("retried_by"),
         retry_from_block=row.get("retry_from_block"),
         attempt=int(row.get("attempt") or 1),
+        pruned_at=parse_ts(row.get("pruned_at")),
     )
 
 

@@ -292,6 +292,9 @@ class RunRecord:
     retried_by: str | None = None
     retry_from_block: str | None = None
     attempt: int = 1
+    pruned_at: datetime | None = None
+    """When ``flowtrail prune`` dropped this run's trace, steps and output (the summary
+    columns are kept); ``None`` while they are still stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,3 +374,16 @@ class RunFilter:
     status: RunStatus | None = None
     workflow_name: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """What one batch of ``Store.prune_batch`` found (``dry_run``) or dropped: ``runs``
+    pruned, their ``steps`` rows deleted, ``bytes`` of documents dropped (traces, outputs,
+    pause snapshots, step outputs and errors), and ``last`` — the (started_at, id) key to
+    continue after (``None`` when nothing was left)."""
+
+    runs: int
+    steps: int
+    bytes: int
+    last: tuple[datetime, str] | None

@@ -97,6 +97,8 @@ TABLES: dict[str, dict[str, Column]] = {
         "retried_by": Column("text"),
         "retry_from_block": Column("text"),
         "attempt": _required("integer"),
+        # 0008: when `flowtrail prune` dropped the run's trace, steps and output
+        "pruned_at": Column("timestamp"),
     },
     # 0004: one row per block execution at a position
     "workflow_steps": {

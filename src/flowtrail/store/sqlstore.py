@@ -8,10 +8,11 @@ timestamps and status lists are bound.
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -36,6 +37,7 @@ from flowtrail.store.records import (
     LeaseRenewal,
     NewRun,
     ProgressWrite,
+    PruneBatch,
     QueueJob,
     QueueScan,
     QueueState,
@@ -48,6 +50,9 @@ from flowtrail.store.records import (
 from flowtrail.store.schema import SchemaDescription
 
 Row = dict[str, Any]
+
+# Where prune's keyset starts: before every run.
+_KEYSET_START = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class SqlStore(ABC):
@@ -437,6 +442,73 @@ class SqlStore(ABC):
             if started is not None and ended is not None:
                 durations.append(max(0.0, (ended - started).total_seconds()))
         return durations
+
+    # -- retention -------------------------------------------------------------------
+
+    async def prune_batch(
+        self,
+        before: datetime,
+        statuses: Iterable[RunStatus],
+        after: tuple[datetime, str] | None,
+        limit: int,
+        *,
+        dry_run: bool,
+        now: datetime,
+    ) -> PruneBatch:
+        wanted = [s for s in statuses if s.terminal]  # never a run that may still move
+        params = {
+            "before": self._ts(before),
+            "after_started": self._ts(after[0] if after else _KEYSET_START),
+            "after_id": after[1] if after else "",
+            "statuses": self._statuses(wanted),
+            "limit": max(1, limit),
+        }
+        stats: list[Row] = []
+        if dry_run:
+            found = await self._q("prune_candidates", params)
+            ids = [row["id"] for row in found if row["ended_before"]]
+            if ids:
+                stats = await self._q("prune_step_stats", {"ids": self._ids(ids)})
+            return self._pruned(found, ids, stats)
+        async with self._transaction():  # one batch, one short transaction
+            found = await self._q_unlocked("prune_candidates", params)
+            ids = [row["id"] for row in found if row["ended_before"]]
+            if ids:
+                change = {"ids": self._ids(ids), "statuses": params["statuses"]}
+                pruned = await self._q_unlocked("prune_runs", {**change, "now": self._ts(now)})
+                ids = [row["id"] for row in pruned]
+            if ids:
+                stats = await self._q_unlocked("prune_step_stats", {"ids": self._ids(ids)})
+                await self._q_unlocked("prune_steps", {"ids": self._ids(ids)})
+        return self._pruned(found, ids, stats)
+
+    @staticmethod
+    def _pruned(found: list[Row], ids: list[str], stats: list[Row]) -> PruneBatch:
+        chosen = set(ids)
+        last = found[-1] if found else None
+        started = common.parse_ts(last["started_at"]) if last else None
+        return PruneBatch(
+            runs=len(ids),
+            steps=int(stats[0]["steps"]) if stats else 0,
+            bytes=sum(int(row["doc_bytes"]) for row in found if row["id"] in chosen)
+            + (int(stats[0]["doc_bytes"]) if stats else 0),
+            last=None if last is None or started is None else (started, str(last["id"])),
+        )
+
+    def _ids(self, ids: list[str]) -> Any:
+        return json.dumps(ids) if self.backend == "sqlite" else ids
+
+    async def database_size(self) -> int:
+        """Bytes the runs take: the SQLite file's pages, or PostgreSQL's two tables with
+        their indexes and TOAST."""
+        return int((await self._q("database_size", {}))[0]["bytes"])
+
+    async def reclaim_space(self) -> None:
+        """Give the space freed by deletes back: SQLite rewrites the file (``VACUUM``,
+        which holds the write lock while it runs) and truncates its WAL; PostgreSQL's
+        plain ``VACUUM`` makes it reusable without blocking writers."""
+        await self._q("reclaim_space", {})
+        await self._q("checkpoint", {})
 
     async def _current(self, run_id: str) -> tuple[RunStatus, FinalizationPath | None]:
         rows = await self._q("get_status", {"id": run_id})

@@ -422,3 +422,52 @@ FROM (
 ) AS r
 JOIN workflow_steps AS s ON s.run_id = r.id
 WHERE s.block_id = %(block_id)s::text AND s.status = 'completed' AND s.ended_at IS NOT NULL
+
+-- name: prune_candidates
+-- Retention: the next batch of ended runs started (and ended) before the cutoff, oldest
+-- first, keyset after (started_at, id), on the partial index of runs not pruned yet;
+-- with the size of the documents a prune would drop from each row.
+SELECT id, started_at,
+       coalesce(octet_length(execution_data::text), 0)
+     + coalesce(octet_length(output::text), 0)
+     + coalesce(octet_length(pause_state::text), 0) AS doc_bytes,
+       (ended_at IS NULL OR ended_at < %(before)s::timestamptz) AS ended_before
+FROM workflow_execution_logs
+WHERE pruned_at IS NULL AND started_at < %(before)s::timestamptz
+  AND (started_at, id) > (%(after_started)s::timestamptz, %(after_id)s::text)
+  AND status = ANY(%(statuses)s::text[])
+ORDER BY started_at, id
+LIMIT %(limit)s
+
+-- name: prune_runs
+-- Drop the trace (keeping only the error's path through child workflows, which the
+-- summary shows), the output and any pause snapshot; the summary columns stay as they are.
+UPDATE workflow_execution_logs SET
+    execution_data = CASE WHEN execution_data -> 'error_path' IS NOT NULL
+        THEN json_build_object('error_path', execution_data -> 'error_path') END,
+    output = NULL,
+    pause_state = NULL,
+    pruned_at = %(now)s::timestamptz
+WHERE id = ANY(%(ids)s::text[]) AND pruned_at IS NULL
+  AND status = ANY(%(statuses)s::text[])
+RETURNING id
+
+-- name: prune_step_stats
+SELECT count(*) AS steps,
+       coalesce(sum(coalesce(octet_length(output::text), 0)
+                  + coalesce(octet_length(error), 0)), 0) AS doc_bytes
+FROM workflow_steps WHERE run_id = ANY(%(ids)s::text[])
+
+-- name: prune_steps
+DELETE FROM workflow_steps WHERE run_id = ANY(%(ids)s::text[])
+
+-- name: database_size
+SELECT pg_total_relation_size('workflow_execution_logs')
+     + pg_total_relation_size('workflow_steps') AS bytes
+
+-- name: reclaim_space
+VACUUM (ANALYZE) workflow_execution_logs, workflow_steps
+
+-- name: checkpoint
+-- Nothing to truncate: the server manages its own WAL (SQLite truncates its -wal file).
+SELECT 1 AS done

@@ -320,3 +320,50 @@ FROM (
 ) AS r
 JOIN workflow_steps AS s ON s.run_id = r.id
 WHERE s.block_id = :block_id AND s.status = 'completed' AND s.ended_at IS NOT NULL
+
+-- name: prune_candidates
+-- Retention: the next batch of ended runs started (and ended) before the cutoff, oldest
+-- first, keyset after (started_at, id), on the partial index of runs not pruned yet;
+-- with the size of the documents a prune would drop from each row.
+SELECT id, started_at,
+       coalesce(length(CAST(execution_data AS BLOB)), 0)
+     + coalesce(length(CAST(output AS BLOB)), 0)
+     + coalesce(length(CAST(pause_state AS BLOB)), 0) AS doc_bytes,
+       (ended_at IS NULL OR ended_at < :before) AS ended_before
+FROM workflow_execution_logs
+WHERE pruned_at IS NULL AND started_at < :before
+  AND (started_at, id) > (:after_started, :after_id)
+  AND status IN (SELECT value FROM json_each(:statuses))
+ORDER BY started_at, id
+LIMIT :limit
+
+-- name: prune_runs
+-- Drop the trace (keeping only the error's path through child workflows, which the
+-- summary shows), the output and any pause snapshot; the summary columns stay as they are.
+UPDATE workflow_execution_logs SET
+    execution_data = CASE WHEN json_type(execution_data, '$.error_path') IS NOT NULL
+        THEN json_object('error_path', execution_data -> '$.error_path') END,
+    output = NULL,
+    pause_state = NULL,
+    pruned_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND pruned_at IS NULL
+  AND status IN (SELECT value FROM json_each(:statuses))
+RETURNING id
+
+-- name: prune_step_stats
+SELECT count(*) AS steps,
+       coalesce(sum(coalesce(length(CAST(output AS BLOB)), 0)
+                  + coalesce(length(CAST(error AS BLOB)), 0)), 0) AS doc_bytes
+FROM workflow_steps WHERE run_id IN (SELECT value FROM json_each(:ids))
+
+-- name: prune_steps
+DELETE FROM workflow_steps WHERE run_id IN (SELECT value FROM json_each(:ids))
+
+-- name: database_size
+SELECT p.page_count * s.page_size AS bytes FROM pragma_page_count() AS p, pragma_page_size() AS s
+
+-- name: reclaim_space
+VACUUM
+
+-- name: checkpoint
+PRAGMA wal_checkpoint(TRUNCATE)
