@@ -36,3 +36,20 @@ def test_sweep_benchmark_runs_and_reports_json() -> None:
     sqlite = report["scenarios"]["sqlite"]
     assert sqlite["rows"] == 1000 + 12 + 2 and sqlite["index_scans_only"] is True
     assert report["targets"], "a benchmark states its targets"
+
+
+def test_api_benchmark_runs_and_reports_json() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "api.py"), "--runs", "2000", "--samples", "5",
+         "--deep-pages", "3", "--backends", "sqlite", "--no-browser", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    sqlite = report["scenarios"]["sqlite"]
+    assert sqlite["rows"] == 2000
+    for surface in ("store", "http"):
+        assert sqlite[surface]["detail"]["p95_ms"] >= sqlite[surface]["detail"]["p50_ms"] > 0
+    assert sqlite["store"]["first page"]["p95_ms"] > 0
+    assert sqlite["server_peak_rss_mb"] > 0
+    assert report["targets"], "a benchmark states its targets"
