@@ -20,6 +20,8 @@ it has) and once through the real HTTP API (``flowtrail serve`` on 127.0.0.1, an
 client; ``GET /api/v1/runs`` and ``GET /api/v1/runs/{id}``), whose peak RSS is read from
 /proc. Then, when the web UI and Playwright are there, the run page of a 10,000-span run
 is loaded in Chromium (/usr/bin/chromium): time to the ``load`` event and to network idle.
+Last, ``flowtrail.retention.prune`` of the older half of the table (dry run, then for
+real) and the plan of its batch read.
 
 Targets (printed as MET or MISSED, never asserted): every list and detail p95 < 50 ms; the
 10,000-span run page loaded in < 1 s.
@@ -38,6 +40,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -411,7 +414,6 @@ async def scenario(spec: dict[str, Any]) -> dict[str, Any]:
         result["store"] = await _store_figures(store, backend, spec)
     finally:
         await store.close()
-    result["peak_rss_mb"] = h.peak_rss_mb()
     if spec["http"]:
         try:
             import flowtrail.api  # noqa: F401
@@ -429,7 +431,40 @@ async def scenario(spec: dict[str, Any]) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    result["prune"] = await _prune_figures(spec["url"], backend, timedelta(seconds=n))
+    result["peak_rss_mb"] = h.peak_rss_mb()
     return result
+
+
+async def _prune_figures(url: str, backend: str, age: timedelta) -> dict[str, Any]:
+    """Last (it changes the table): ``prune`` of the older half of the seeded runs (one
+    every 2 s, so ``age`` = --runs seconds), its dry run first, and the plan of the batch
+    read."""
+    from flowtrail.retention import PRUNABLE, prune
+    from flowtrail.store import open_store
+    from flowtrail.store.common import utcnow
+    from flowtrail.store.queries import load_queries
+
+    async with open_store(url) as store:
+        explain = "EXPLAIN " if backend == "postgres" else "EXPLAIN QUERY PLAN "
+        cutoff = store._ts(utcnow() - age)
+        params = {"before": cutoff, "after_started": store._ts(utcnow() - timedelta(days=3650)),
+                  "after_id": "", "statuses": store._statuses(PRUNABLE), "limit": 500}  # fmt: skip
+        plan = [
+            str(r.get("QUERY PLAN") or r.get("detail"))
+            for r in await store._fetch(explain + load_queries(backend)["prune_candidates"], params)
+        ]
+        dry = await prune(store, older_than=age, dry_run=True)
+        real = await prune(store, older_than=age, dry_run=False)
+    return {
+        "dry_run_s": dry.seconds,
+        "seconds": real.seconds,
+        "runs": real.runs,
+        "batches": real.batches,
+        "bytes": real.bytes,
+        "runs_per_s": real.runs / real.seconds if real.seconds else None,
+        "plan": plan,
+    }
 
 
 # -- parent ----------------------------------------------------------------------------
@@ -540,6 +575,14 @@ def render(report: dict[str, Any]) -> str:
         for key in ("note", "list_note"):
             if key in http:
                 out.append(f"  http: {http[key]}")
+        pruned = r.get("prune")
+        if pruned:
+            out.append(
+                f"  prune of the older half: {pruned['runs']:,} runs in {pruned['batches']} "
+                f"batches, {h.fmt(pruned['seconds'], 2)} s ({h.fmt(pruned['runs_per_s'], 0)} "
+                f"runs/s; dry run {h.fmt(pruned['dry_run_s'], 2)} s); batch read plan: "
+                + " | ".join(pruned["plan"])
+            )
         browser = r.get("browser")
         if browser:
             if "note" in browser:

@@ -330,7 +330,7 @@ SELECT id, started_at,
      + coalesce(length(CAST(output AS BLOB)), 0)
      + coalesce(length(CAST(pause_state AS BLOB)), 0) AS doc_bytes,
        (ended_at IS NULL OR ended_at < :before) AS ended_before
-FROM workflow_execution_logs
+FROM workflow_execution_logs INDEXED BY workflow_execution_logs_unpruned_idx
 WHERE pruned_at IS NULL AND started_at < :before
   AND (started_at, id) > (:after_started, :after_id)
   AND status IN (SELECT value FROM json_each(:statuses))
