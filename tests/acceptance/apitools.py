@@ -33,7 +33,7 @@ async def slow(seconds=30):
     return "woke"
 
 
-async def ticks(n=3, pause=0.3):
+async def ticks(n=3, pause=0.5):
     await asyncio.sleep(pause)
     return n
 
