@@ -209,3 +209,28 @@ def test_body_over_the_limit(api: Callable[..., ApiServer]) -> None:
         assert_problem(streamed, 413, "body_too_large")
         small = start(http, "hello", input={"name": "fits"})
         assert small.status_code == 200
+
+
+def test_runs_still_going_when_the_server_stops_end_crashed(
+    api: Callable[..., ApiServer], store_url: str
+) -> None:
+    server = api()
+    with server.client() as http:
+        run_id = start(http, "sleepy", input={"seconds": 60}, wait=False).json()["id"]
+    server.stop()
+    ended = _row(store_url, run_id)
+    assert ended == ("crashed", "server_shutdown")
+
+
+def _row(url: str, run_id: str) -> tuple[str, str]:
+    query = "SELECT status, crash_cause FROM workflow_execution_logs WHERE id = "
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            found = conn.execute(query + "?", (run_id,)).fetchone()
+    else:
+        with psycopg.connect(url) as conn:
+            found = conn.execute(query + "%s", (run_id,)).fetchone()
+    assert found is not None
+    return (found[0], found[1])

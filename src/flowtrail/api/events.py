@@ -31,6 +31,16 @@ from flowtrail.store.records import RunRecord, StepRecord
 router = APIRouter(tags=["runs"])
 KEEPALIVE_SECONDS = 15.0
 RETRY_MS = 2000
+# One event, as OpenAPI 3.1 describes the items of a text/event-stream.
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string", "enum": ["status", "step", "end", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
 # Fields that change on every heartbeat: a status event is sent when anything else does.
 _TICKING = ("heartbeat_at", "lease_expires_at", "updated_at", "loop_lag_ms", "lease")
 
@@ -110,7 +120,7 @@ async def _stream(
         200: {
             "description": "A `text/event-stream`: `status`, `step` and, last, `end` events, "
             "each `data` a JSON object.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
     },
     response_class=StreamingResponse,

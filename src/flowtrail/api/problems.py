@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowtrail.errors import (
@@ -72,14 +71,32 @@ class Problem(Exception):
         )
 
 
-class ProblemBody(BaseModel):
-    """The problem+json body, as OpenAPI publishes it."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:flowtrail:problem:CODE"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What is wrong, in words."},
+        "code": {"type": "string", "description": "What is wrong, for a program."},
+        "errors": {
+            "type": "array",
+            "description": "422 invalid_request: one entry per field that does not fit.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+"""The problem+json body, as OpenAPI publishes it (``components.schemas.Problem``)."""
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 _TITLES = {
@@ -133,9 +150,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` declaring these statuses as problem+json."""
     return {
         status: {
-            "model": ProblemBody,
             "description": _TITLES.get(status, "Error"),
-            "content": {MEDIA_TYPE: {}},
+            "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
         }
         for status in statuses
     }
@@ -185,7 +201,18 @@ async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem+json."""
+    """Answer every error of ``app`` as problem+json, and publish the body's schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(FlowtrailError, _on_flowtrail_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
