@@ -68,6 +68,8 @@ def test_unknown_run_is_a_problem(api: Callable[..., ApiServer]) -> None:
             assert_problem(http.get(f"/api/v1/runs/nosuchrun{path}"), 404, "run_not_found")
         assert_problem(http.post("/api/v1/runs/nosuchrun/cancel"), 404, "run_not_found")
         assert_problem(http.get("/api/v1/nothing-here"), 404, "not_found")
+        assert_problem(http.get("/api/v1/runs/nosuchrun/cancel"), 405, "method_not_allowed")
+        assert_problem(http.get("/api/v1/runs/bad%20id"), 422, "invalid_request")
 
 
 def test_tokens_roles(api: Callable[..., ApiServer]) -> None:
