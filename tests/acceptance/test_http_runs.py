@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.acceptance.apitools import ApiServer, wait_until
+from tests.acceptance.apitools import READ_TOKEN, ApiServer, both_tokens, wait_until
 from tests.acceptance.test_http_basics import assert_problem
 
 
@@ -234,3 +234,34 @@ def _row(url: str, run_id: str) -> tuple[str, str]:
             found = conn.execute(query + "%s", (run_id,)).fetchone()
     assert found is not None
     return (found[0], found[1])
+
+
+def test_prune(api: Callable[..., ApiServer]) -> None:
+    server = api(tokens=both_tokens())
+    with server.client() as http:
+        done = start(http, "hello", input={"name": "old"}).json()
+        assert done["steps"]
+        paused = start(http, "approval", input={}).json()
+        dry = http.post("/api/v1/prune", json={"older_than": "0s", "dry_run": True})
+        assert dry.status_code == 200, dry.text
+        assert dry.json()["dry_run"] is True and dry.json()["runs"] == 1
+        assert http.get(f"/api/v1/runs/{done['id']}").json()["steps"]
+        pruned = http.post("/api/v1/prune", json={"older_than": "0s"}).json()
+        assert pruned["runs"] == 1 and pruned["steps"] >= 2
+        after = http.get(f"/api/v1/runs/{done['id']}").json()
+        assert after["status"] == "completed" and after["steps"] == []
+        assert after["output"] is None
+        assert http.get(f"/api/v1/runs/{paused['id']}").json()["status"] == "paused"
+        assert_problem(http.post("/api/v1/prune", json={"older_than": "soon"}), 422, "bad_age")
+        assert_problem(
+            http.post("/api/v1/prune", json={"older_than": "1d", "statuses": ["running"]}),
+            422,
+            "not_prunable",
+        )
+        assert_problem(
+            http.post("/api/v1/prune", json={"older_than": "1d", "statuses": ["bogus"]}),
+            422,
+            "invalid_request",
+        )
+    with server.client(token=READ_TOKEN) as reader:
+        assert_problem(reader.post("/api/v1/prune", json={"older_than": "1d"}), 403, "forbidden")
