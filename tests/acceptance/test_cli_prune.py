@@ -120,6 +120,15 @@ def test_status_filter_and_a_young_run(cli: Cli, tmp_path: Path) -> None:
     assert (report["runs"], report["statuses"]) == (1, ["failed"])
     assert cli.show(failed)["pruned_at"] and not cli.show(done)["pruned_at"]
 
+    # a pruned run can still be retried: its definition and input are kept; with no
+    # steps left to reuse, every block runs again
+    retried = cli.run("retry", failed, "--json", "--quiet")
+    assert retried.returncode == 1, retried.stderr  # the block fails again, as it did
+    again = cli.show(json.loads(retried.stdout)["id"])
+    assert (again["retry_of"], again["attempt"]) == (failed, 2)
+    assert [s["block_id"] for s in again["steps"]] == ["start", "boom"]
+    assert again["error"]["message"] == cli.show(failed)["error"]["message"]
+
 
 def test_bad_input_is_refused_with_a_code(cli: Cli, tmp_path: Path) -> None:
     run(cli, write_workflow(tmp_path, "big", BIG))
