@@ -88,3 +88,19 @@ def test_tokens_roles(api: Callable[..., ApiServer]) -> None:
         assert_problem(operator.post("/api/v1/runs/whatever/cancel"), 404, "run_not_found")
     with server.client(token=None, cookies={"flowtrail_token": "read-token-0123456789abcdef"}) as c:
         assert_problem(c.get("/api/v1/runs/whatever"), 404, "run_not_found")
+
+
+def test_the_cookie_does_not_carry_a_change_from_another_site(
+    api: Callable[..., ApiServer],
+) -> None:
+    server = api(tokens=both_tokens())
+    cookie = {"flowtrail_token": "operator-token-0123456789abcdef"}
+    with server.client(token=None, cookies=cookie) as browser:
+        forged = browser.post(
+            "/api/v1/runs/whatever/cancel", headers={"Origin": "https://evil.example"}
+        )
+        assert_problem(forged, 403, "cross_origin")
+        same = browser.post("/api/v1/runs/whatever/cancel", headers={"Origin": server.url})
+        assert_problem(same, 404, "run_not_found")
+        read = browser.get("/api/v1/runs/whatever", headers={"Origin": "https://evil.example"})
+        assert_problem(read, 404, "run_not_found")

@@ -122,7 +122,31 @@ def _given_token(request: Request) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         raise _unauthorized("the Authorization header must be `Bearer <token>`")
-    return request.cookies.get(COOKIE) or None
+    cookie = request.cookies.get(COOKIE) or None
+    if cookie is not None and request.method not in SAFE_METHODS:
+        _same_origin(request)
+    return cookie
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _same_origin(request: Request) -> None:
+    """A browser sends the cookie with a form another site posts here (cross-site request
+    forgery); it also says where the request comes from (``Origin``), so a cookie-borne
+    change from another origin is refused. Clients that send no ``Origin`` (scripts) are
+    not browsers acting for someone else."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin.split("://", 1)[-1].rstrip("/") != host:
+        raise problem(
+            403,
+            "cross_origin",
+            f"a request from {origin} may not use this server's {COOKIE} cookie to change "
+            "anything; send the token in the Authorization header",
+        )
 
 
 def _unauthorized(detail: str) -> Problem:
