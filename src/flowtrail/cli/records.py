@@ -26,12 +26,11 @@ from flowtrail.cli.output import (
     show_verdict,
     span_tree,
 )
-from flowtrail.diagnostics.view import record_json, step_json, steps_tree
+from flowtrail.diagnostics.summary import record_detail, run_summary
+from flowtrail.diagnostics.view import steps_tree
 from flowtrail.errors import InputError
-from flowtrail.liveness.lease import lease_state
 from flowtrail.liveness.sweeper import cancel_if_gone
 from flowtrail.liveness.why import explain
-from flowtrail.settings import Settings
 from flowtrail.status import RunStatus
 from flowtrail.store import RunRecord, Store
 from flowtrail.store.common import utcnow
@@ -57,10 +56,9 @@ def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False
                 found = await explain(store, record, settings, steps)
         finally:
             await store.close()
-        data = with_lease(record, settings)
-        if found is not None:
-            data["why"] = found.to_dict()
-        data["steps"] = [step_json(step) for step in steps]
+        data = record_detail(
+            record, steps, found, now=utcnow(), lease_seconds=settings.lease_seconds
+        )
         if as_json:
             out.print(dump(data))
             return 0
@@ -111,7 +109,8 @@ def list_runs(
             short = {} if as_json else await short_ids(store, [r.id for r in rows])
         finally:
             await store.close()
-        data = [with_lease(r, settings) for r in rows]
+        now = utcnow()
+        data = [run_summary(r, now=now, lease_seconds=settings.lease_seconds) for r in rows]
         if as_json:
             out.print(dump(data))
         else:
@@ -119,13 +118,6 @@ def list_runs(
         return 0
 
     raise typer.Exit(guard(go, as_json))
-
-
-def with_lease(record: RunRecord, settings: Settings) -> dict[str, Any]:
-    """The run's JSON plus ``lease``: how the lease of a running run stands now (``None``
-    for any other status)."""
-    lease = lease_state(record, utcnow(), settings.lease_seconds)
-    return {**record_json(record), "lease": None if lease is None else lease.to_dict()}
 
 
 def why(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:

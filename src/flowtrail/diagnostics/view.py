@@ -1,112 +1,29 @@
-"""The read side: one JSON shape for a run record, and a text tree of its spans. Every
-surface (CLI now, HTTP API later) renders runs through here, so they all agree."""
+"""The read side: the JSON of a run record (built in ``diagnostics.summary``, re-exported
+here), the same shape for an unrecorded run, and a text tree of its spans. Every surface
+renders runs through these, so they all agree."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, NamedTuple
 
+from flowtrail.diagnostics.summary import (
+    RECORD_KEYS,
+    error_json,
+    record_json,
+    step_json,
+)
 from flowtrail.engine.events import containers_in
-from flowtrail.store.records import RunRecord, StepRecord
+from flowtrail.store.records import StepRecord
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _error(message: str | None, block_id: str | None, path: Any) -> dict[str, Any]:
-    """``{message, block_id}``, plus ``path`` (the ``workflow`` blocks leading to
-    ``block_id``, then it) when the failure happened inside child workflows."""
-    error: dict[str, Any] = {"message": message, "block_id": block_id}
-    if path:
-        error["path"] = list(path)
-    return error
-
-
-def _stored_path(rec: RunRecord) -> Any:
-    data = rec.execution_data
-    return data.get("error_path") if isinstance(data, dict) else None
-
-
-def record_json(rec: RunRecord, *, include_trace: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": rec.id,
-        "workflow": rec.workflow_name,
-        "status": rec.status.value,
-        "finalization_path": rec.finalization_path.value if rec.finalization_path else None,
-        "finalized_by": rec.finalized_by.value if rec.finalized_by else None,
-        "error": _error(rec.error_message, rec.error_block_id, _stored_path(rec))
-        if rec.error_message or rec.error_block_id
-        else None,
-        "completion_failure": rec.completion_failure,
-        "last_started_block": rec.last_started_block.to_dict() if rec.last_started_block else None,
-        "last_completed_block": rec.last_completed_block.to_dict()
-        if rec.last_completed_block
-        else None,
-        "started_at": _iso(rec.started_at),
-        "ended_at": _iso(rec.ended_at),
-        "duration_ms": rec.duration_ms,
-        "deadline_at": _iso(rec.deadline_at),
-        "trace_span_count": rec.trace_span_count,
-        "has_trace_spans": rec.has_trace_spans,
-        "cost_total": rec.cost_total,
-        "tokens": {
-            "prompt": rec.tokens_prompt,
-            "completion": rec.tokens_completion,
-            "total": rec.tokens_total,
-        },
-        "models": rec.models,
-        "output": rec.output,
-        "input": rec.input,
-        "level": rec.level,
-        "trigger": rec.trigger,
-        "snapshot_hash": rec.snapshot_hash,
-        "marker_write_failures": rec.marker_write_failures,
-        "cancel_requested_at": _iso(rec.cancel_requested_at),
-        "cancel_requested_by": rec.cancel_requested_by,
-        "notes": rec.notes,
-        "parent_run_id": rec.parent_run_id,
-        "updated_at": _iso(rec.updated_at),
-        "worker_host": rec.worker_host,
-        "worker_pid": rec.worker_pid,
-        "claimed_at": _iso(rec.claimed_at),
-        "worker_id": rec.worker_id,
-        "worker_started_at": _iso(rec.worker_started_at),
-        "lease_epoch": rec.lease_epoch,
-        "lease_expires_at": _iso(rec.lease_expires_at),
-        "heartbeat_at": _iso(rec.heartbeat_at),
-        "loop_lag_ms": rec.loop_lag_ms,
-        "loop_blocked_since": _iso(rec.loop_blocked_since),
-        "crash_cause": rec.crash_cause,
-        "queue_name": rec.queue_name,
-        "job_id": rec.job_id,
-        "queued_at": _iso(rec.queued_at),
-        "expires_at": _iso(rec.expires_at),
-        "attempt": rec.attempt,
-        "retry_of": rec.retry_of,
-        "retried_by": rec.retried_by,
-        "retry_from_block": rec.retry_from_block,
-        "paused": _pause_summary(rec),
-        "pruned_at": _iso(rec.pruned_at),
-    }
-    if include_trace:
-        data["execution_data"] = rec.execution_data
-    return data
-
-
-# The keys of ``record_json`` (besides ``execution_data``, the trace): the one shape both
-# builders share, so the unrecorded one cannot drift from it.
-RECORD_KEYS = (
-    "id", "workflow", "status", "finalization_path", "finalized_by", "error",
-    "completion_failure", "last_started_block", "last_completed_block", "started_at",
-    "ended_at", "duration_ms", "deadline_at", "trace_span_count", "has_trace_spans",
-    "cost_total", "tokens", "models", "output", "input", "level", "trigger", "snapshot_hash",
-    "marker_write_failures", "cancel_requested_at", "cancel_requested_by", "notes",
-    "parent_run_id", "updated_at", "worker_host", "worker_pid", "claimed_at", "worker_id",
-    "worker_started_at", "lease_epoch", "lease_expires_at", "heartbeat_at", "loop_lag_ms",
-    "loop_blocked_since", "crash_cause", "queue_name", "job_id", "queued_at", "expires_at",
-    "attempt", "retry_of", "retried_by", "retry_from_block", "paused", "pruned_at",
-)  # fmt: skip
+__all__ = [
+    "RECORD_KEYS",
+    "SpanLine",
+    "record_json",
+    "span_lines",
+    "step_json",
+    "steps_tree",
+    "unrecorded_json",
+]
 
 
 def unrecorded_json(report: Any) -> dict[str, Any]:
@@ -116,7 +33,7 @@ def unrecorded_json(report: Any) -> dict[str, Any]:
         "id": report.run_id,
         "workflow": report.workflow,
         "status": report.status.value,
-        "error": _error(report.error, report.error_block_id, report.error_path)
+        "error": error_json(report.error, report.error_block_id, report.error_path)
         if report.error
         else None,
         "trace_span_count": 0,
@@ -132,34 +49,6 @@ def unrecorded_json(report: Any) -> dict[str, Any]:
         else None,
     }
     return {**dict.fromkeys(RECORD_KEYS), **known, "recorded": False}
-
-
-def _pause_summary(rec: RunRecord) -> dict[str, Any] | None:
-    state = rec.pause_state
-    if not isinstance(state, dict):
-        return None
-    return {"waiting_blocks": state.get("waiting", []), "message": state.get("message")}
-
-
-def step_json(step: StepRecord) -> dict[str, Any]:
-    """One step as ``show --json`` gives it."""
-    return {
-        "position": step.position,
-        "block_id": step.block_id,
-        "block_type": step.block_type,
-        "status": step.status,
-        "epoch": step.epoch,
-        "started_at": _iso(step.started_at),
-        "ended_at": _iso(step.ended_at),
-        "tries": step.tries,
-        "cost": step.cost,
-        "handle": step.handle,
-        "output": step.output,
-        "output_truncated": step.output_truncated,
-        "error": step.error,
-        "iterations_total": step.iterations_total,
-        "iterations_done": step.iterations_done,
-    }
 
 
 _SPAN_STATUS = {"running": "running", "completed": "success", "failed": "error"}
