@@ -7,6 +7,7 @@
     │   ├── WorkflowParseError        malformed YAML/JSON (carries the line)
     │   └── WorkflowValidationError   one or more problems, each naming a block
     ├── InputError                    the run input does not match ``inputs:``
+    │   └── BadCursorError            a run-list cursor that does not decode
     ├── SettingsError                 a setting (``FLOWTRAIL_*`` or ``Settings``) is not valid
     ├── BlockError                    a block failed while running
     │   ├── ReferenceResolutionError  a template/expression names a missing field
@@ -83,6 +84,13 @@ class InputError(FlowtrailError):
     """A run's input does not fit the workflow's ``inputs:`` (nothing was run)."""
 
     code = "invalid_input"
+
+
+class BadCursorError(InputError):
+    """A run-list page cursor (``RunQuery.cursor``, ``flowtrail runs --cursor``, the
+    API's ``cursor``) that is not one a previous page gave out."""
+
+    code = "bad_cursor"
 
 
 class SettingsError(FlowtrailError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -34,7 +36,7 @@ from flowtrail.liveness.why import explain
 from flowtrail.status import RunStatus
 from flowtrail.store import RunRecord, Store
 from flowtrail.store.common import utcnow
-from flowtrail.store.records import CancelOutcome, RunFilter
+from flowtrail.store.records import CancelOutcome, RunQuery
 
 RunIdArgument = Annotated[
     str, typer.Argument(metavar="RUN_ID", help="A run id, or a unique prefix of one.")
@@ -82,42 +84,130 @@ def _has_trace(data: dict[str, Any]) -> bool:
 
 def list_runs(
     status: Annotated[
-        str | None, typer.Option(metavar="STATUS", help="Only runs with this status.")
+        list[str] | None,
+        typer.Option(metavar="STATUS", help="Only runs with this status (repeat for several)."),
     ] = None,
     workflow: Annotated[
         str | None, typer.Option(metavar="NAME", help="Only runs of this workflow.")
     ] = None,
+    trigger: Annotated[
+        str | None, typer.Option(metavar="TRIGGER", help="Only runs started so (cli, python…).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN",
+            help="Only runs started at or after WHEN: ISO-8601 (UTC unless it says) or an "
+            "age (30m, 2h, 7d).",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(metavar="WHEN", help="Only runs started before WHEN (as --since)."),
+    ] = None,
+    min_duration: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION", help="Only runs that took at least this long (500ms, 2s, 5m)."
+        ),
+    ] = None,
+    min_cost: Annotated[
+        float | None, typer.Option(min=0, metavar="USD", help="Only runs that cost this much.")
+    ] = None,
+    has_error: Annotated[
+        bool | None,
+        typer.Option(
+            "--has-error/--no-error", help="Only runs with an error / only runs without one."
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=10_000, metavar="N", help="At most this many runs.")
     ] = 20,
+    cursor: Annotated[
+        str | None,
+        typer.Option(metavar="CURSOR", help="The next page: the cursor the last page gave."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first. When there are more, the cursor of the next page is
+    printed on stderr (next_cursor: …): pass it back with --cursor."""
 
     async def go() -> int:
-        try:
-            wanted = RunStatus(status) if status else None
-        except ValueError:
-            raise InputError(
-                f"unknown status '{status}' (one of: {', '.join(s.value for s in RunStatus)})"
-            ) from None
+        now = utcnow()
+        query = RunQuery(
+            statuses=tuple(_status(s) for s in status or ()),
+            workflow_name=workflow,
+            trigger=trigger,
+            started_since=None if since is None else parse_when(since, now, "--since"),
+            started_until=None if until is None else parse_when(until, now, "--until"),
+            min_duration_ms=None if min_duration is None else parse_duration_ms(min_duration),
+            min_cost=min_cost,
+            has_error=has_error,
+            limit=limit,
+            cursor=cursor,
+        )
         settings = settings_for(db)
         store = await open_db(settings, db=db)
         try:
-            rows = await store.list_runs(RunFilter(wanted, workflow, limit))
-            short = {} if as_json else await short_ids(store, [r.id for r in rows])
+            page = await store.list_summaries(query)
+            short = {} if as_json else await short_ids(store, [r.id for r in page.rows])
         finally:
             await store.close()
         now = utcnow()
-        data = [run_summary(r, now=now, lease_seconds=settings.lease_seconds) for r in rows]
+        data = [run_summary(r, now=now, lease_seconds=settings.lease_seconds) for r in page.rows]
         if as_json:
             out.print(dump(data))
         else:
             out.print(runs_table(data, short, out.width))
+        if page.next_cursor is not None:
+            err.print(f"next_cursor: {page.next_cursor}", highlight=False, markup=False)
         return 0
 
     raise typer.Exit(guard(go, as_json))
+
+
+def _status(text: str) -> RunStatus:
+    try:
+        return RunStatus(text)
+    except ValueError:
+        raise InputError(
+            f"unknown status '{text}' (one of: {', '.join(s.value for s in RunStatus)})"
+        ) from None
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def parse_duration_ms(text: str, option: str = "--min-duration") -> int:
+    """``500ms``, ``2s``, ``1.5m``, ``3h``, ``7d``, ``1w``; a bare number is seconds."""
+    try:
+        return max(0, round(float(text) * 1000))
+    except ValueError:
+        pass
+    match = _AGE.match(text)
+    if not match:
+        raise InputError(
+            f"{option}: '{text}' is not a duration (a number of seconds, or 500ms, 2s, 5m, "
+            "3h, 7d, 1w)"
+        )
+    return round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+def parse_when(text: str, now: datetime, option: str) -> datetime:
+    """An instant: ISO-8601 (a date, or a date and time; UTC unless it gives an offset),
+    or an age (``30m``, ``2h``, ``7d``: that long before ``now``)."""
+    if _AGE.match(text):
+        return now - timedelta(milliseconds=parse_duration_ms(text, option))
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"{option}: '{text}' is neither an ISO-8601 time (2026-01-31, "
+            "2026-01-31T12:00:00Z) nor an age (30m, 2h, 7d)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def why(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False) -> None:

@@ -21,6 +21,8 @@ from flowtrail.store.records import (
     QueueScan,
     QueueState,
     RunFilter,
+    RunPage,
+    RunQuery,
     RunRecord,
     StepRecord,
     SweepScan,
@@ -171,7 +173,15 @@ class Store(Protocol):
         """The ids just before and after ``run_id`` in id order (None at either end)."""
         ...
 
-    async def list_runs(self, filt: RunFilter) -> list[RunRecord]: ...
+    async def list_runs(self, filt: RunFilter) -> list[RunRecord]:
+        """Whole rows (trace included), newest first: for callers that need them all;
+        a list to show uses ``list_summaries``."""
+        ...
+
+    async def list_summaries(self, query: RunQuery) -> RunPage:
+        """One page of lean rows, newest first, keyset-paged (see ``RunQuery``,
+        ``RunPage``): read from indexes, never the trace, input, output or notes."""
+        ...
 
     async def queue_state(self, run: RunRecord, live_seconds: float) -> QueueState:
         """For a queued ``run``: the runs of its queue still waiting that were queued

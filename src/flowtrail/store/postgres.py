@@ -195,6 +195,9 @@ class PostgresStore(SqlStore):
     def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
         return [str(s) for s in statuses]
 
+    def _param(self, name: str, sql_type: str) -> str:
+        return f"%({name})s::{sql_type}"
+
     def _migration_target(self) -> MigrationTarget:
         return _PostgresMigrations(self)
 

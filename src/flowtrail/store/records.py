@@ -387,3 +387,41 @@ class PruneBatch:
     steps: int
     bytes: int
     last: tuple[datetime, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """One page of the run list (``Store.list_summaries``): newest first by
+    (``started_at`` DESC, ``id`` DESC), every filter given ANDed.
+
+    ``statuses``: any of these (empty: all). ``started_since`` inclusive,
+    ``started_until`` exclusive. ``min_duration_ms``: runs that ended (or paused) after at
+    least that long (a run still going has no duration yet). ``min_cost``: USD at least.
+    ``has_error``: True, runs with an error (message or block); False, runs without.
+    ``cursor``: the ``next_cursor`` of the previous page (opaque; ``BadCursorError`` when
+    it does not decode). Paging is keyset: a run started after the first page was read
+    never shifts the later pages (no duplicates, no gaps)."""
+
+    statuses: tuple[RunStatus, ...] = ()
+    workflow_name: str | None = None
+    trigger: str | None = None
+    started_since: datetime | None = None
+    started_until: datetime | None = None
+    min_duration_ms: int | None = None
+    min_cost: float | None = None
+    has_error: bool | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of lean rows: every ``RunRecord`` field the summary needs
+    (``diagnostics.summary.run_summary``), and NOT ``input``, ``output``, ``notes``
+    (``None``, ``None``, ``[]``); ``execution_data`` holds at most ``error_path`` (a failure
+    inside child workflows) and ``pause_state`` only ``waiting`` and ``message``.
+    ``next_cursor``: pass it as ``RunQuery.cursor`` for the next page; ``None`` on the
+    last page."""
+
+    rows: list[RunRecord]
+    next_cursor: str | None

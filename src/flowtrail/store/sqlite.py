@@ -222,6 +222,9 @@ class SqliteStore(SqlStore):
     def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
         return json.dumps([str(s) for s in statuses])
 
+    def _param(self, name: str, sql_type: str) -> str:
+        return f":{name}"
+
     def _migration_target(self) -> MigrationTarget:
         return _SqliteMigrations(self)
 

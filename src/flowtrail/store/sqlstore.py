@@ -27,6 +27,7 @@ from flowtrail.status import (
 )
 from flowtrail.store import common
 from flowtrail.store.base import Store
+from flowtrail.store.cursor import decode_cursor, encode_cursor
 from flowtrail.store.migrate import MigrationTarget, apply_pending, discover
 from flowtrail.store.queries import load_queries
 from flowtrail.store.records import (
@@ -42,6 +43,8 @@ from flowtrail.store.records import (
     QueueScan,
     QueueState,
     RunFilter,
+    RunPage,
+    RunQuery,
     RunRecord,
     StepRecord,
     SweepScan,
@@ -99,6 +102,11 @@ class SqlStore(ABC):
     @abstractmethod
     def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
         """Bind a list of statuses for an ``IN``/``ANY`` test."""
+
+    @abstractmethod
+    def _param(self, name: str, sql_type: str) -> str:
+        """The placeholder of parameter ``name`` (of PostgreSQL type ``sql_type``) in SQL
+        composed here rather than read from ``queries.sql``."""
 
     @abstractmethod
     def _migration_target(self) -> MigrationTarget: ...
@@ -402,6 +410,84 @@ class SqlStore(ABC):
             "limit": max(0, filt.limit),
         }
         return [common.row_to_record(row) for row in await self._q("list_runs", params)]
+
+    async def list_summaries(self, query: RunQuery) -> RunPage:
+        """The run list: ``summary_select`` (the lean row) under the filters ``query``
+        gives, newest first, one page plus one row (to know whether there is a next).
+        Every filter is a plain column test beside an index ending in (started_at, id),
+        so a page reads in index order and stops at ``limit``: several statuses are one
+        such ordered scan each (``status = x`` on the status index), merged by a
+        ``UNION ALL`` whose branches are each cut at the page size."""
+        limit = max(0, query.limit)
+        sql, params = self.summary_sql(query)
+        async with self._lock:
+            rows = await self._fetch(sql, params)
+        records = [common.row_to_record(row) for row in rows[:limit]]
+        more = len(rows) > limit and limit > 0
+        last = records[-1] if records else None
+        return RunPage(
+            records,
+            encode_cursor(last.started_at, last.id) if more and last is not None else None,
+        )
+
+    def summary_sql(self, query: RunQuery) -> tuple[str, dict[str, Any]]:
+        """The statement ``list_summaries`` runs for ``query`` and its parameters (the
+        plan tests EXPLAIN exactly this); ``BadCursorError`` for a cursor that does not
+        decode."""
+        limit = max(0, query.limit)
+        p = self._param
+        params: dict[str, Any] = {"limit": limit + 1}
+        where: list[str] = []
+        if query.workflow_name is not None:
+            params["workflow_name"] = query.workflow_name
+            where.append(f"workflow_name = {p('workflow_name', 'text')}")
+        if query.trigger is not None:
+            params["trigger"] = query.trigger
+            where.append(f'"trigger" = {p("trigger", "text")}')
+        if query.started_since is not None:
+            params["since"] = self._ts(query.started_since)
+            where.append(f"started_at >= {p('since', 'timestamptz')}")
+        if query.started_until is not None:
+            params["until"] = self._ts(query.started_until)
+            where.append(f"started_at < {p('until', 'timestamptz')}")
+        if query.min_duration_ms is not None:
+            params["min_duration_ms"] = query.min_duration_ms
+            where.append(f"duration_ms >= {p('min_duration_ms', 'bigint')}")
+        if query.min_cost is not None:
+            params["min_cost"] = float(query.min_cost)
+            where.append(f"cost_total >= {p('min_cost', 'double precision')}")
+        if query.has_error is True:
+            where.append("(error_message IS NOT NULL OR error_block_id IS NOT NULL)")
+        elif query.has_error is False:
+            where.append("error_message IS NULL AND error_block_id IS NULL")
+        if query.cursor is not None:
+            after_started, after_id = decode_cursor(query.cursor)
+            params["after_started"] = self._ts(after_started)
+            params["after_id"] = after_id
+            at, rid = p("after_started", "timestamptz"), p("after_id", "text")
+            where.append(f"started_at <= {at} AND (started_at < {at} OR id < {rid})")
+        order = f"ORDER BY started_at DESC, id DESC LIMIT {p('limit', 'bigint')}"
+        select = self._queries["summary_select"]
+        statuses = list(dict.fromkeys(str(s) for s in query.statuses))
+
+        def branch(extra: list[str]) -> str:
+            conds = extra + where
+            return f"{select}\nWHERE {' AND '.join(conds)}" if conds else select
+
+        if len(statuses) <= 1:
+            extra = []
+            if statuses:
+                params["status_0"] = statuses[0]
+                extra.append(f"status = {p('status_0', 'text')}")
+            sql = f"{branch(extra)}\n{order}"
+        else:
+            parts = []
+            for i, status in enumerate(statuses):
+                params[f"status_{i}"] = status
+                one = branch([f"status = {p(f'status_{i}', 'text')}"])
+                parts.append(f"SELECT * FROM ({one}\n{order}) AS s{i}")
+            sql = "\nUNION ALL\n".join(parts) + f"\n{order}"
+        return sql, params
 
     # -- what "why is this run not moving?" reads -----------------------------------------
 

@@ -321,6 +321,33 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY started_at DESC, id DESC
 LIMIT %(limit)s::bigint
 
+-- name: summary_select
+-- The run list's lean row (Store.list_summaries): every column but the heavy ones. Of
+-- the trace only error_path (read for a failed run only), of the pause snapshot only
+-- waiting and message; input, output and notes not at all.
+SELECT
+    id, workflow_name, snapshot_hash, status, level, "trigger", started_at, ended_at,
+    duration_ms, deadline_at, last_started_block_id, last_started_block_name,
+    last_started_block_type, last_started_at, last_completed_block_id,
+    last_completed_block_name, last_completed_block_type, last_completed_at,
+    last_completed_success, finalization_path, finalized_by, completion_failure,
+    error_message, error_block_id, has_trace_spans, trace_span_count, cost_total,
+    tokens_prompt, tokens_completion, tokens_total, models, marker_write_failures,
+    cancel_requested_at, cancel_requested_by, parent_run_id, updated_at, worker_host,
+    worker_pid, claimed_at, lease_epoch, lease_expires_at, heartbeat_at, worker_id,
+    worker_started_at, loop_lag_ms, loop_blocked_since, queue_name, job_id, queued_at,
+    expires_at, crash_cause, retry_of, retried_by, retry_from_block, attempt, pruned_at,
+    CASE WHEN (error_message IS NOT NULL OR error_block_id IS NOT NULL)
+              AND json_typeof(execution_data -> 'error_path') = 'array'
+         THEN json_build_object('error_path', execution_data -> 'error_path')
+    END AS execution_data,
+    CASE WHEN json_typeof(pause_state) = 'object'
+         THEN json_build_object('waiting', pause_state -> 'waiting',
+                                'message', pause_state -> 'message')
+    END AS pause_state,
+    NULL::json AS input, NULL::json AS output, '[]'::jsonb AS notes
+FROM workflow_execution_logs
+
 -- name: create_run
 INSERT INTO workflow_execution_logs (
     id, workflow_name, snapshot_hash, status, "trigger", started_at, deadline_at,
