@@ -9,8 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
-from flowtrail.diagnostics.view import record_json, step_json
-from flowtrail.liveness.lease import lease_state
+from flowtrail.diagnostics.summary import record_detail
 from flowtrail.liveness.verdicts import Verdict
 from flowtrail.settings import Settings
 from flowtrail.store import RunRecord, Store
@@ -31,10 +30,5 @@ async def reading(request: Request) -> AsyncIterator[Store]:
 def run_detail(
     record: RunRecord, steps: list[StepRecord], found: Verdict | None, settings: Settings
 ) -> dict[str, Any]:
-    """What ``flowtrail show --json`` prints for this run."""
-    lease = lease_state(record, utcnow(), settings.lease_seconds)
-    data = {**record_json(record), "lease": None if lease is None else lease.to_dict()}
-    if found is not None:
-        data["why"] = found.to_dict()
-    data["steps"] = [step_json(step) for step in steps]
-    return data
+    """What ``flowtrail show --json`` prints for this run (``record_detail``)."""
+    return record_detail(record, steps, found, now=utcnow(), lease_seconds=settings.lease_seconds)
