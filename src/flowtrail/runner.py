@@ -7,6 +7,7 @@ be cancelled; ``Runner.run`` awaits the report.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowtrail.diagnostics.finalize import Finalizer
 from flowtrail.diagnostics.masking import Masker, Sealer
@@ -32,11 +33,16 @@ from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import validate_inputs
 from flowtrail.model.rerun import NOTHING, Rerun, rerun_from
 from flowtrail.model.snapshot import workflow_from_snapshot
+from flowtrail.otel import RunInfo
+from flowtrail.otel import exporter as otel_exporter
 from flowtrail.settings import Settings
 from flowtrail.status import RETRYABLE, RunStatus
 from flowtrail.store.base import Store
 from flowtrail.store.common import not_retryable
 from flowtrail.store.records import FinalizeOutcome, NewRun, RunRecord, Worker
+
+if TYPE_CHECKING:
+    from flowtrail.otel.export import Exporter
 
 log = logging.getLogger("flowtrail")
 
@@ -192,7 +198,9 @@ class Runner:
         run_id = run_id or new_run_id()
         started_at = time.time()
         if self.store is None:
-            return self._launch(workflow, values, run_id, started_at, None, observers)
+            return self._launch(
+                workflow, values, run_id, started_at, None, observers, trigger=trigger
+            )
         await self._write_row(
             workflow,
             values,
@@ -204,7 +212,7 @@ class Runner:
             lease_seconds=self.settings.lease_seconds,
             deadline_seconds=options.deadline_seconds,
         )
-        return self._launch(workflow, values, run_id, started_at, 1, observers)
+        return self._launch(workflow, values, run_id, started_at, 1, observers, trigger=trigger)
 
     async def enqueue(
         self,
@@ -283,6 +291,8 @@ class Runner:
             reuse=reuse,
             attempt=record.attempt,
             first_run_id=first,
+            trigger=record.trigger,
+            retry_of=record.retry_of,
         )
 
     async def retry(
@@ -340,6 +350,8 @@ class Runner:
             reuse=reuse,
             attempt=old.attempt + 1,
             first_run_id=await self._first_run_id(old),
+            trigger=trigger,
+            retry_of=old.id,
         )
 
     async def requeue(
@@ -466,23 +478,32 @@ class Runner:
         reuse: dict[tuple[str, str], Reused] | None = None,
         attempt: int = 1,
         first_run_id: str | None = None,
+        trigger: str | None = None,
+        retry_of: str | None = None,
     ) -> RunHandle:
         """Start executing a run this process holds (under ``epoch``): the engine, its
         recorder (when there is a store) and the task that drives it to its end."""
         masker = Masker(self.settings.masked_secrets)
         hub = ObserverHub(list(observers), redact=masker)
         recorder: Recorder | None = None
+        options = self._options(workflow)
+        telemetry: _Telemetry | None = None
         if self.store is not None:
             recorder = self._recorder(run_id, workflow, started_at, masker, epoch)
             if record is not None:
                 recorder.resume_from(record)
+            exporter = otel_exporter(self.settings.otel, self.settings.env)
+            if exporter is not None:  # its trace is exported: http blocks join it
+                options = dataclasses.replace(options, trace_context=True)
+                run_attempt = record.attempt if record is not None else attempt
+                telemetry = _Telemetry(exporter, trigger, retry_of, run_attempt)
         execution = Execution(
             workflow,
             values,
             run_id=run_id,
             hooks=recorder,
             observers=hub,
-            options=self._options(workflow),
+            options=options,
             resume_state=resume_state,
             resume_input=resume_input,
             reuse=reuse,
@@ -491,7 +512,7 @@ class Runner:
         )
         handle = RunHandle(run_id, execution, self.store)
         handle.task = asyncio.ensure_future(
-            self._drive(handle, recorder, hub, started_at, masker, resumed=record is not None)
+            self._drive(handle, recorder, hub, started_at, masker, record is not None, telemetry)
         )
         return handle
 
@@ -550,6 +571,8 @@ class Runner:
             record=row,
             resume_state=snapshot["state"],
             resume_input=resume_input,
+            trigger=row.trigger,
+            retry_of=row.retry_of,
         )
 
     def _heartbeat(self, handle: RunHandle, recorder: Recorder) -> Heartbeat | None:
@@ -578,6 +601,7 @@ class Runner:
         started_at: float,
         masker: Masker,
         resumed: bool,
+        telemetry: _Telemetry | None = None,
     ) -> RunReport:
         execution = handle.execution
         run_id = execution.run_id
@@ -660,6 +684,8 @@ class Runner:
                 await finalizer.leave_note(result.status)
             failure = finalizer.completion_failure
         status = persisted.status if persisted is not None else result.status
+        if telemetry is not None and recorder is not None:
+            telemetry.export(handle, recorder, result, persisted, status, failure, masker)
         hub.publish(
             RunFinished(
                 run_id,
@@ -686,3 +712,60 @@ class Runner:
             record_final=recorder is None or persisted is not None,
             error_path=result.error_path if len(result.error_path) > 1 else (),
         )
+
+
+@dataclass(frozen=True)
+class _Telemetry:
+    """What exporting a run's trace needs beyond its recorder (``flowtrail.otel``)."""
+
+    exporter: Exporter
+    trigger: str | None
+    retry_of: str | None
+    attempt: int
+
+    def export(
+        self,
+        handle: RunHandle,
+        recorder: Recorder,
+        result: RunResult,
+        persisted: FinalizeOutcome | None,
+        status: RunStatus,
+        failure: str | None,
+        masker: Masker,
+    ) -> None:
+        """Hand the finalized segment (the whole run, or up to its pause) to the exporter.
+        Never raises: telemetry is never allowed to change a run's outcome."""
+        try:
+            spans = recorder.spans
+            ended = spans.root.get("_t1")
+            ours = persisted is None or persisted.persisted  # else another writer's status
+            error = result.error if ours and result.error else None
+            started, completed = recorder.markers.started, recorder.markers.completed
+            info = RunInfo(
+                run_id=handle.run_id,
+                workflow=handle.execution.workflow.name,
+                status=status.value,
+                started_at=float(spans.root.get("_t0") or time.time()),
+                ended_at=float(ended) if isinstance(ended, int | float) else time.time(),
+                path=persisted.path.value if persisted is not None and persisted.path else None,
+                finalized_by="engine" if persisted is not None and persisted.persisted else None,
+                trigger=self.trigger,
+                attempt=self.attempt,
+                retry_of=self.retry_of,
+                cost_total=recorder.usage.cost_total,
+                tokens_prompt=recorder.usage.tokens_prompt,
+                tokens_completion=recorder.usage.tokens_completion,
+                models=tuple(sorted(recorder.usage.models)),
+                error_message=masker(error) if error else None,
+                error_block_id=result.error_block_id if ours else None,
+                completion_failure=failure,
+                crash_cause=handle.crash_cause if status is RunStatus.CRASHED else None,
+                last_started_block=started.block_id if started else None,
+                last_completed_block=completed.block_id if completed else None,
+                span_count=spans.count,
+                spans_elided=spans.elided,
+                epoch=recorder.epoch or 0,
+            )
+            self.exporter.trace(info, spans.root, paused=status is RunStatus.PAUSED)
+        except Exception:
+            log.exception("run %s: its trace could not be handed to the exporter", handle.run_id)

@@ -25,6 +25,17 @@ DEFAULT_DATABASE_PATH = Path(".flowtrail") / "flowtrail.db"
 SECRET_PREFIX = "FLOWTRAIL_SECRET_"
 
 
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
+
+
+def parse_switch(name: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in _ON or word in _OFF:
+        return word in _ON
+    raise SettingsError(f"{name}={text!r} is not a switch: use 1/true/yes/on or 0/false/no/off")
+
+
 def default_database_url(cwd: Path | None = None) -> str:
     """The SQLite database in the nearest ``.flowtrail`` folder, looking in ``cwd`` and then
     each folder above it (as git finds ``.git``), so every command run anywhere inside a
@@ -98,6 +109,10 @@ class Settings:
     queue_ttl_seconds: float = 24 * 3600.0
     """``FLOWTRAIL_QUEUE_TTL_SECONDS``: how long a queued run waits for a worker before it
     ends ``failed`` with path ``expired`` (``run --queue --expires-in`` overrides it)."""
+    otel: bool | None = None
+    """``FLOWTRAIL_OTEL``: export run traces over OTLP (``1``/``true``: on, ``0``/``false``:
+    off; needs the ``flowtrail[otel]`` extra). None: on when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    (or ``..._TRACES_ENDPOINT``) is set. See ``flowtrail.otel``."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -111,9 +126,7 @@ class Settings:
         if not self.sweep_seconds > 0:
             raise SettingsError(f"sweep_seconds must be positive, got {self.sweep_seconds}")
         if not self.queue_ttl_seconds > 0:  # also refuses NaN
-            raise SettingsError(
-                f"queue_ttl_seconds must be positive, got {self.queue_ttl_seconds}"
-            )
+            raise SettingsError(f"queue_ttl_seconds must be positive, got {self.queue_ttl_seconds}")
         if self.cancel_grace_seconds is not None and not self.cancel_grace_seconds >= 0:
             raise SettingsError(
                 f"cancel_grace_seconds must be zero or more, got {self.cancel_grace_seconds}"
@@ -179,6 +192,8 @@ class Settings:
             values["env_allow"] = tuple(
                 p.strip() for p in env["FLOWTRAIL_ENV_ALLOW"].split(",") if p.strip()
             )
+        if env.get("FLOWTRAIL_OTEL", "").strip():
+            values["otel"] = parse_switch("FLOWTRAIL_OTEL", env["FLOWTRAIL_OTEL"])
         if env.get("FLOWTRAIL_PRICES"):
             values["prices"] = parse_prices(env["FLOWTRAIL_PRICES"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,5 +1,6 @@
-"""A SQLite user never pays for the PostgreSQL driver or the queue: importing flowtrail
-loads neither (their modules are imported when a PostgreSQL store or the queue is used)."""
+"""A SQLite user never pays for the PostgreSQL driver, the queue or OpenTelemetry:
+importing flowtrail loads none of them (their modules are imported when a PostgreSQL
+store, the queue or trace export is used)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import subprocess
 import sys
 
 
-def test_importing_flowtrail_loads_no_postgresql_driver_and_no_queue() -> None:
+def test_importing_flowtrail_loads_no_postgresql_driver_no_queue_no_opentelemetry() -> None:
     probe = (
-        "import sys, flowtrail, flowtrail.runner, flowtrail.liveness.sweeper;"
-        "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'procrastinate') if m in sys.modules))"
+        "import sys, flowtrail, flowtrail.runner, flowtrail.liveness.sweeper, flowtrail.otel;"
+        "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'procrastinate', 'opentelemetry')"
+        " if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

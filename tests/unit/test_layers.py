@@ -26,6 +26,21 @@ FORBIDDEN = {
     "liveness": {"model", "engine", "diagnostics", "queue", "cli", "runner"},
     # the HTTP API sits beside the CLI: `flowtrail serve` runs it, it never runs a command
     "api": {"cli"},
+    # OpenTelemetry export is a leaf the engine (traceparent), the runner and the sweeper
+    # call with plain values: it knows nothing of the rest
+    "otel": {
+        "model",
+        "engine",
+        "diagnostics",
+        "store",
+        "liveness",
+        "queue",
+        "cli",
+        "runner",
+        "settings",
+        "status",
+        "errors",
+    },
 }
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from flowtrail import otel
 from flowtrail.cli import (
     authoring,
     pruning,
@@ -125,6 +126,7 @@ def main() -> None:
     try:
         app(prog_name="flowtrail")
     except SystemExit as exc:
+        otel.close()  # the spans still queued go out first (bounded), whichever way we exit
         # A sync function block that ignored cancellation or its timeout still holds a
         # thread; the run is already finalized, so do not wait for it at exit.
         if any(

@@ -213,12 +213,14 @@ class SpanTree:
                 key: Key = (*frames, (span.get("block_id", ""), span["type"], child["index"]))
                 if child["status"] == "paused":
                     child["status"], child["_t1"] = "running", None
+                    child.pop("_seeded", None)  # continued: it ends in this segment
                     self._iterations[key] = child
                     reopened += 1
                 reopened += self._reopen(child, key)
             elif "block_id" in child:
                 if child["status"] == "paused":
                     child["status"], child["_t1"] = "running", None
+                    child.pop("_seeded", None)
                     self._blocks[(frames, child["block_id"])] = child
                     reopened += 1
                 inner = (*frames, (child["block_id"], "workflow", 0))
@@ -275,4 +277,5 @@ def _revive(span: Span) -> Span:
     started, ended = span.get("started_at"), span.get("ended_at")
     out["_t0"] = datetime.fromisoformat(started).timestamp() if started else 0.0
     out["_t1"] = datetime.fromisoformat(ended).timestamp() if ended else None
+    out["_seeded"] = True  # ended in an earlier segment (before a pause): exported then
     return out

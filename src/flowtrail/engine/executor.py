@@ -42,6 +42,7 @@ class RunOptions:
     env_allow: tuple[str, ...] | None = None  # FLOWTRAIL_ENV_ALLOW patterns; None: no limit
     secrets: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # what evaluating templates may spend
+    trace_context: bool = False  # http blocks send `traceparent` (OpenTelemetry export is on)
 
 
 @dataclass(frozen=True)

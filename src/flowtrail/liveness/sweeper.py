@@ -37,6 +37,8 @@ from typing import Any
 from flowtrail.errors import StoreError
 from flowtrail.liveness import endings
 from flowtrail.liveness.process import process_gone
+from flowtrail.otel import RunInfo
+from flowtrail.otel import exporter as otel_exporter
 from flowtrail.settings import Settings
 from flowtrail.status import FinalizedBy, RunStatus
 from flowtrail.store import open_store
@@ -212,9 +214,20 @@ class Sweeper:
                 message = end.error_message or action
                 log.info("run %s ended %s by the sweeper: %s", rec.id, end.status, message)
                 actions.append(SweepAction(rec.id, end.status, action, message, end.crash_cause))
+                self._export(rec, end)
             else:
                 passed.append(rec.id)
         return tuple(actions), tuple(passed)
+
+    def _export(self, rec: RunRecord, end: ForcedEnd) -> None:
+        """The run span of a run ended here, when OpenTelemetry export is on: its engine
+        is gone, so this is all of its trace that can still be sent (``flowtrail.otel``)."""
+        try:
+            exporter = otel_exporter(self.settings.otel, self.settings.env)
+            if exporter is not None:
+                exporter.run_span(forced_end_info(rec, end, time.time()))
+        except Exception:
+            log.exception("run %s: its run span could not be handed to the exporter", rec.id)
 
     async def _cancel_jobs(self, queue: QueueScan) -> tuple[JobAction, ...]:
         done: list[JobAction] = []
@@ -243,6 +256,34 @@ async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
     if await store.end_run(run_id, end):
         log.info("run %s ended cancelled: %s", run_id, end.error_message)
     return await store.get_run(run_id)
+
+
+def forced_end_info(rec: RunRecord, end: ForcedEnd, now: float) -> RunInfo:
+    """What the run span of a run ended from outside says: the row as seen, and the end."""
+    started = rec.last_started_block
+    completed = rec.last_completed_block
+    return RunInfo(
+        run_id=rec.id,
+        workflow=rec.workflow_name,
+        status=end.status.value,
+        started_at=rec.started_at.timestamp(),
+        ended_at=max(now, rec.started_at.timestamp()),
+        path=end.path.value,
+        finalized_by=end.finalized_by.value,
+        trigger=rec.trigger,
+        attempt=rec.attempt,
+        retry_of=rec.retry_of,
+        cost_total=rec.cost_total,
+        tokens_prompt=rec.tokens_prompt,
+        tokens_completion=rec.tokens_completion,
+        models=tuple(rec.models),
+        error_message=end.error_message,
+        error_block_id=end.error_block_id,
+        crash_cause=end.crash_cause,
+        last_started_block=started.block_id if started else None,
+        last_completed_block=completed.block_id if completed else None,
+        epoch=rec.lease_epoch,
+    )
 
 
 def _ids(scan: SweepScan) -> set[str]:

@@ -13,6 +13,7 @@ from flowtrail.engine.blocks.base import BlockResult, Leaf, Values
 from flowtrail.errors import BlockError
 from flowtrail.model.definition import HttpBlock
 from flowtrail.model.graph import Node
+from flowtrail.otel import http_headers
 
 if TYPE_CHECKING:
     from flowtrail.engine.scope import ScopeRun
@@ -73,7 +74,13 @@ class Http(Leaf):
     async def execute(self, node: Node, inputs: Any, scope: ScopeRun) -> BlockResult:
         spec = node.spec
         assert isinstance(spec, HttpBlock)
-        return await _request(inputs, scope.ex.services.http, spec.fail_on_status, spec.timeout)
+        extra: Mapping[str, str] = {}
+        if scope.ex.options.trace_context:
+            # the span this block is exported as (its id is derived, see flowtrail.otel.ids)
+            extra = http_headers(scope.ex.run_id, scope.position, node.id)
+        return await _request(
+            inputs, scope.ex.services.http, spec.fail_on_status, spec.timeout, extra
+        )
 
 
 KIND = Http()
@@ -84,12 +91,18 @@ async def _request(
     http: HttpClient,
     fail_on_status: bool,
     block_timeout: float | None,
+    trace_headers: Mapping[str, str] | None = None,
 ) -> BlockResult:
+    headers = {k: str(v) for k, v in (inputs["headers"] or {}).items()}
+    given = {k.lower() for k in headers}
+    for name, value in (trace_headers or {}).items():
+        if name not in given:  # a header the workflow sets itself wins
+            headers[name] = value
     try:
         response = await http.get().request(
             str(inputs["method"]).upper(),
             str(inputs["url"]),
-            headers={k: str(v) for k, v in (inputs["headers"] or {}).items()},
+            headers=headers,
             params=inputs["params"] or None,
             json=inputs["json"],
             content=inputs["body"],
