@@ -38,7 +38,7 @@ from flowtrail.errors import (
     StoreError,
     WorkflowError,
 )
-from flowtrail.liveness.sweeper import cancel_if_gone
+from flowtrail.liveness.sweeper import cancel_if_gone, export_ended
 from flowtrail.liveness.why import Verdict
 from flowtrail.liveness.why import why as _why
 from flowtrail.model.compile import compile_definition, compile_file
@@ -192,8 +192,10 @@ async def cancel_async(
     settings = settings or Settings.from_env()
     async with _existing_store(settings, migrate=True) as store:
         outcome = await store.request_cancel(run_id, by)
+        if outcome.finalized:
+            await export_ended(store, run_id, settings)
         if outcome.requested and not outcome.finalized:
-            ended = await cancel_if_gone(store, run_id)
+            ended = await cancel_if_gone(store, run_id, settings)
             if ended is not None and ended.status.terminal:
                 cancelled = ended.status is RunStatus.CANCELLED
                 return CancelOutcome(ended.status, True, cancelled, outcome.worker)

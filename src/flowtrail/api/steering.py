@@ -12,7 +12,7 @@ from flowtrail.api.auth import Operator
 from flowtrail.api.common import ACCEPTED, STEER_ERRORS, RunId, answer
 from flowtrail.api.problems import problem
 from flowtrail.errors import MissingSecretError, RunStateError
-from flowtrail.liveness.sweeper import cancel_if_gone
+from flowtrail.liveness.sweeper import cancel_if_gone, export_ended
 from flowtrail.runner import Runner, stored_workflow
 from flowtrail.status import RunStatus
 from flowtrail.store import Store
@@ -54,7 +54,10 @@ async def cancel_run(request: Request, _: Operator, run_id: str = RunId) -> dict
             f"run {run_id} already ended: {outcome.status.value}; nothing was changed",
         )
     status, finalized = outcome.status, outcome.finalized
-    if not finalized and (ended := await cancel_if_gone(store, run_id)) is not None:
+    settings = request.app.state.settings
+    if finalized:  # its run span, when OpenTelemetry export is on
+        await export_ended(store, run_id, settings)
+    elif (ended := await cancel_if_gone(store, run_id, settings)) is not None:
         status, finalized = ended.status, ended.status is RunStatus.CANCELLED
     worker = outcome.worker
     return {

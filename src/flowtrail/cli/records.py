@@ -31,7 +31,7 @@ from flowtrail.cli.output import (
 from flowtrail.diagnostics.summary import record_detail, run_summary
 from flowtrail.diagnostics.view import steps_tree
 from flowtrail.errors import InputError
-from flowtrail.liveness.sweeper import cancel_if_gone
+from flowtrail.liveness.sweeper import cancel_if_gone, export_ended
 from flowtrail.liveness.why import explain
 from flowtrail.status import RunStatus
 from flowtrail.store import RunRecord, Store
@@ -258,8 +258,10 @@ def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = Fal
             full_id = await resolve_run_id(store, run_id)
             outcome = await store.request_cancel(full_id, "cli")
             ended = None
+            if outcome.finalized:
+                await export_ended(store, full_id, settings)
             if outcome.requested and not outcome.finalized:
-                ended = await cancel_if_gone(store, full_id)
+                ended = await cancel_if_gone(store, full_id, settings)
         finally:
             await store.close()
         code, message, executing = cancel_report(full_id, outcome, ended, settings.cancel_grace)

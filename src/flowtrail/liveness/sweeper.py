@@ -28,23 +28,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowtrail.errors import StoreError
+from flowtrail.errors import SettingsError, StoreError
 from flowtrail.liveness import endings
 from flowtrail.liveness.process import process_gone
 from flowtrail.otel import RunInfo
 from flowtrail.otel import exporter as otel_exporter
-from flowtrail.settings import Settings
+from flowtrail.settings import Settings, parse_switch
 from flowtrail.status import FinalizedBy, RunStatus
 from flowtrail.store import open_store
 from flowtrail.store.base import Store
 from flowtrail.store.common import utcnow
 from flowtrail.store.records import ForcedEnd, QueueScan, RunRecord, SweepScan
+
+if TYPE_CHECKING:
+    from flowtrail.otel.export import Exporter
 
 log = logging.getLogger("flowtrail.liveness")
 
@@ -222,12 +226,7 @@ class Sweeper:
     def _export(self, rec: RunRecord, end: ForcedEnd) -> None:
         """The run span of a run ended here, when OpenTelemetry export is on: its engine
         is gone, so this is all of its trace that can still be sent (``flowtrail.otel``)."""
-        try:
-            exporter = otel_exporter(self.settings.otel, self.settings.env)
-            if exporter is not None:
-                exporter.run_span(forced_end_info(rec, end, time.time()))
-        except Exception:
-            log.exception("run %s: its run span could not be handed to the exporter", rec.id)
+        _export_span(rec.id, self.settings, lambda: forced_end_info(rec, end, time.time()))
 
     async def _cancel_jobs(self, queue: QueueScan) -> tuple[JobAction, ...]:
         done: list[JobAction] = []
@@ -242,11 +241,15 @@ class Sweeper:
         return tuple(done)
 
 
-async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
+async def cancel_if_gone(
+    store: Store, run_id: str, settings: Settings | None = None
+) -> RunRecord | None:
     """After a cancel request: a running run whose process is known gone (it ran on this
     host) has no engine left to honour it, so the request ends it now, ``cancelled``,
     forced, by ``api``. Returns the row as it is then, or ``None`` when its process may
-    still live (nothing was done: its engine, or the sweeper after the grace, ends it)."""
+    still live (nothing was done: its engine, or the sweeper after the grace, ends it).
+    With OpenTelemetry export on (``settings``, else the environment), the run span of
+    the run it ended is exported."""
     rec = await store.get_run(run_id)
     gone = process_gone(rec.worker_host, rec.worker_pid, rec.worker_started_at)
     if rec.status is not RunStatus.RUNNING or not gone:
@@ -255,7 +258,74 @@ async def cancel_if_gone(store: Store, run_id: str) -> RunRecord | None:
     end = endings.cancel_forced(rec, utcnow(), why, who=FinalizedBy.API)
     if await store.end_run(run_id, end):
         log.info("run %s ended cancelled: %s", run_id, end.error_message)
+        _export_span(run_id, settings, lambda: forced_end_info(rec, end, time.time()))
     return await store.get_run(run_id)
+
+
+async def export_ended(store: Store, run_id: str, settings: Settings | None = None) -> None:
+    """With OpenTelemetry export on: the run span of a run a request has just ended
+    without an engine (a paused or queued run cancelled), read from its row. Never
+    raises; reads nothing when export is off."""
+    try:
+        if _exporter_for(settings) is None:
+            return
+        rec = await store.get_run(run_id)
+    except Exception:
+        log.exception("run %s: its run span could not be read for the exporter", run_id)
+        return
+    _export_span(run_id, settings, lambda: record_info(rec, time.time()))
+
+
+def _exporter_for(settings: Settings | None) -> Exporter | None:
+    if settings is not None:
+        return otel_exporter(settings.otel, settings.env)
+    flag: bool | None = None
+    text = os.environ.get("FLOWTRAIL_OTEL", "")
+    if text.strip():
+        try:
+            flag = parse_switch("FLOWTRAIL_OTEL", text)
+        except SettingsError:
+            flag = None
+    return otel_exporter(flag, os.environ)
+
+
+def _export_span(run_id: str, settings: Settings | None, info: Callable[[], RunInfo]) -> None:
+    """Hand a run span to the exporter when export is on; never raises."""
+    try:
+        exporter = _exporter_for(settings)
+        if exporter is not None:
+            exporter.run_span(info())
+    except Exception:
+        log.exception("run %s: its run span could not be handed to the exporter", run_id)
+
+
+def record_info(rec: RunRecord, now: float) -> RunInfo:
+    """What the run span of an ended run says, from its row."""
+    started, completed = rec.last_started_block, rec.last_completed_block
+    begun = rec.started_at.timestamp()
+    return RunInfo(
+        run_id=rec.id,
+        workflow=rec.workflow_name,
+        status=rec.status.value,
+        started_at=begun,
+        ended_at=max(begun, rec.ended_at.timestamp() if rec.ended_at else now),
+        path=rec.finalization_path.value if rec.finalization_path else None,
+        finalized_by=rec.finalized_by.value if rec.finalized_by else None,
+        trigger=rec.trigger,
+        attempt=rec.attempt,
+        retry_of=rec.retry_of,
+        cost_total=rec.cost_total,
+        tokens_prompt=rec.tokens_prompt,
+        tokens_completion=rec.tokens_completion,
+        models=tuple(rec.models),
+        error_message=rec.error_message,
+        error_block_id=rec.error_block_id,
+        completion_failure=rec.completion_failure,
+        crash_cause=rec.crash_cause,
+        last_started_block=started.block_id if started else None,
+        last_completed_block=completed.block_id if completed else None,
+        epoch=rec.lease_epoch,
+    )
 
 
 def forced_end_info(rec: RunRecord, end: ForcedEnd, now: float) -> RunInfo:

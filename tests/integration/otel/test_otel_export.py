@@ -448,3 +448,49 @@ async def test_with_export_off_nothing_is_exported_and_no_traceparent_is_sent(
     assert report.status is RunStatus.COMPLETED, report.error
     assert _finished(memory) == []
     assert [h["traceparent"] for h in downstream.seen] == [None, None]
+
+
+async def test_a_paused_run_cancelled_by_request_leaves_its_final_run_span(
+    db: SqlStore, tmp_path: Any, memory: InMemorySpanExporter
+) -> None:
+    import flowtrail
+
+    fl = make_yaml_flow(tmp_path / "wf", {"approval.yaml": APPROVAL}, CODE, "approval.yaml")
+    paused = await Runner(Settings(), db).run(fl.workflow)
+    assert paused.status is RunStatus.PAUSED
+    (paused_run,) = [s for s in _finished(memory) if s.parent is None]
+    memory.clear()
+
+    outcome = await flowtrail.cancel_async(paused.run_id, settings=Settings(database_url=db.url))
+    assert outcome.finalized
+    (span,) = _finished(memory)
+    assert span.parent is None and span.context.trace_id == int(paused.run_id, 16)
+    assert span.context.span_id != paused_run.context.span_id  # the final run span
+    assert _attr(span, "flowtrail.run.status") == "cancelled"
+    assert _attr(span, "flowtrail.run.finalization_path") == "cancelled"
+    assert _attr(span, "flowtrail.run.last_started_block") == "ask"
+    assert _near(span.start_time, paused_run.start_time)
+
+
+async def test_a_running_run_whose_process_is_gone_cancelled_leaves_its_run_span(
+    db: SqlStore, memory: InMemorySpanExporter
+) -> None:
+    import socket
+
+    import flowtrail
+    from tests.integration.liveness.test_sweeper import dead_pid
+
+    run_id = uuid.uuid4().hex
+    await db.put_snapshot("hash-wf", "wf", {"name": "wf"})
+    await db.create_run(
+        NewRun(
+            run_id, "wf", "hash-wf", RunStatus.RUNNING, "test", utcnow(), {"n": 1},
+            worker=Worker(socket.gethostname(), dead_pid(), "gone"), lease_seconds=30,
+        )
+    )  # fmt: skip
+    outcome = await flowtrail.cancel_async(run_id, settings=Settings(database_url=db.url))
+    assert outcome.status is RunStatus.CANCELLED
+    (span,) = _finished(memory)
+    assert f"{span.context.trace_id:032x}" == run_id
+    assert _attr(span, "flowtrail.run.status") == "cancelled"
+    assert _attr(span, "flowtrail.run.finalized_by") == "api"
