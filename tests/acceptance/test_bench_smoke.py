@@ -53,3 +53,15 @@ def test_api_benchmark_runs_and_reports_json() -> None:
     assert sqlite["store"]["first page"]["p95_ms"] > 0
     assert sqlite["server_peak_rss_mb"] > 0
     assert report["targets"], "a benchmark states its targets"
+
+
+def test_otel_benchmark_runs_and_reports_json() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "otel.py"), "--blocks", "20", "--repeat", "1",
+         "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["spans"] for r in report["results"]] == [43, 22]  # 2N + 3 and N + 2 spans, all flushed
+    assert report["otlp_bytes"] > 0
