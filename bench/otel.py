@@ -1,6 +1,6 @@
 """What OpenTelemetry export costs a run (report-only: nothing is asserted).
 
-A parallel of N function blocks (2N + 2 spans) and a chain of N, on SQLite, each run
+A parallel of N function blocks (2N + 3 spans) and a chain of N, on SQLite, each run
 with export off and with export on to a real OTLP/HTTP receiver on 127.0.0.1 (the SDK's
 ``OTLPSpanExporter`` behind its ``BatchSpanProcessor``, as ``flowtrail run`` uses it).
 Printed per workload: the run's wall time both ways (median of ``--repeat``), and how

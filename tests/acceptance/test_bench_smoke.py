@@ -63,5 +63,6 @@ def test_otel_benchmark_runs_and_reports_json() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert [r["spans"] for r in report["results"]] == [43, 22]  # 2N + 3 and N + 2 spans, all flushed
+    # 2N + 3 and N + 2 spans, all flushed
+    assert [r["spans"] for r in report["results"]] == [43, 22]
     assert report["otlp_bytes"] > 0

@@ -18,6 +18,13 @@ import pytest
 
 from tests.acceptance.clitools import Cli, write_workflow
 from tests.acceptance.otlp import OtlpReceiver
+from tests.acceptance.queuetools import (
+    POSTGRES_ONLY,
+    QUEUE_BLOCKS,
+    enqueue,
+    wait_for_status,
+    worker,
+)
 from tests.integration.otel.test_otel_export import Downstream
 
 ERROR, CLIENT = 2, 3  # Status.STATUS_CODE_ERROR, Span.SPAN_KIND_CLIENT in the proto
@@ -213,3 +220,34 @@ def test_without_the_extra_a_run_works_and_says_why_nothing_is_exported(
     assert [h["traceparent"] for h in downstream.seen] == [None, None]
     time.sleep(0.5)
     assert receiver.spans == []
+
+
+@POSTGRES_ONLY
+def test_a_worker_exports_the_runs_it_executes_while_it_lives(
+    cli: Cli, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    (tmp_path / "queue_blocks.py").write_text(QUEUE_BLOCKS)
+    marks = tmp_path / "worked.marks"
+    wf = write_workflow(
+        tmp_path,
+        "worked",
+        f"""
+        name: worked
+        blocks:
+          start: {{type: start}}
+          mark: {{type: function, call: "queue_blocks:mark", with: {{path: "{marks}"}}}}
+        connections: [start -> mark]
+        """,
+    )
+    cli.env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="100")
+    record = enqueue(cli, wf)
+    with worker(cli):
+        done = wait_for_status(cli, record["id"], {"completed", "failed", "crashed"})
+        spans = receiver.wait_for(done["trace_span_count"])  # sent before the worker stops
+    assert done["status"] == "completed"
+    assert len(spans) == done["trace_span_count"] == 3
+    assert {s.trace_id for s in spans} == {record["id"]}
+    (run,) = [s for s in spans if not s.parent_span_id]
+    assert run.attributes["flowtrail.run.trigger"] == "cli"  # what enqueued it
+    assert run.attributes["flowtrail.run.status"] == "completed"
+    assert run.attributes["flowtrail.run.lease_epoch"] == 1
