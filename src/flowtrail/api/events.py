@@ -1,7 +1,7 @@
 """A run's live events as server-sent events (``text/event-stream``).
 
-The server reads the run's row and steps every ``poll_seconds`` (0.5 s) and sends what
-changed: ``status`` (the run's record without its trace, steps and output), ``step`` (one
+The server reads the run's row every ``poll_seconds`` (0.5 s), and its steps when the row
+says they changed, and sends what changed: ``status`` (the run's record without its trace, steps and output), ``step`` (one
 step, when it starts, moves on or ends) and, once the run has ended, ``end`` (the record)
 and the stream closes. Events carry state, not deltas: the first ones after connecting
 give the whole current state, so a client that reconnects (``Last-Event-ID``) is whole
@@ -75,11 +75,18 @@ async def _stream(
     shown_status: dict[str, Any] | None = None
     shown_steps: dict[tuple[str, str, int], tuple[Any, ...]] = {}
     quiet = 0.0
+    steps_read_at: object = None
     while True:
+        steps: list[StepRecord] = []
         try:
             async with reading(request) as store:
                 record = await store.get_run(run_id)
-                steps = await store.list_steps(run_id)
+                # Steps are written with the row (its updated_at moves; a heartbeat's
+                # does not): a quiet run's steps are not read again every poll.
+                changed = (record.updated_at, record.status)
+                if changed != steps_read_at:
+                    steps = await store.list_steps(run_id)
+                    steps_read_at = changed
         except FlowtrailError as exc:
             event_id += 1
             yield _frame("error", event_id, from_error(exc).body())
