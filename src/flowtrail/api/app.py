@@ -34,6 +34,7 @@ from flowtrail.liveness.sweeper import Sweeper
 from flowtrail.runner import RunHandle, Runner
 from flowtrail.settings import Settings
 from flowtrail.store import SqlStore, open_store
+from flowtrail.store.readers import ReaderPool
 
 log = logging.getLogger("flowtrail.api")
 READY_TIMEOUT_SECONDS = 5.0
@@ -78,7 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     config: ServeConfig = app.state.config
     store = await open_database(config.settings)
     app.state.store = store
-    app.state.readers = None
+    app.state.readers = await _open_readers(config)
     app.state.runner = Runner(config.settings, store)
     handles: dict[str, RunHandle] = {}
     app.state.handles = handles
@@ -86,7 +87,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await _stop_runs(handles)
+        if app.state.readers is not None:
+            await app.state.readers.close()
         await store.close()
+
+
+async def _open_readers(config: ServeConfig) -> ReaderPool | None:
+    """The readers the routes read through, so reads never wait for the runs' writes;
+    without them (a SQLite file that cannot be in WAL mode) reads go through the writer."""
+    pool = ReaderPool(config.settings.database_url, size=config.readers)
+    try:
+        await pool.open()
+    except StoreError as exc:
+        log.warning("reading through the writer's connection: %s", exc)
+        return None
+    return pool
 
 
 async def _stop_runs(handles: dict[str, RunHandle]) -> None:

@@ -10,11 +10,11 @@ from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 
 from flowtrail.api.problems import responses
-from flowtrail.api.reading import reading, run_detail
-from flowtrail.diagnostics.view import record_json
+from flowtrail.api.reading import read, run_detail
+from flowtrail.diagnostics.summary import record_json
 from flowtrail.runner import RunHandle
 from flowtrail.settings import Settings
-from flowtrail.store import Store
+from flowtrail.store import RunRecord, Store
 
 RunId = Path(
     description="The run's full id.", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"
@@ -48,6 +48,12 @@ def keep(request: Request, handle: RunHandle) -> None:
     handle.task.add_done_callback(lambda _: handles.pop(handle.run_id, None))
 
 
+def so_far(request: Request, record: RunRecord) -> dict[str, Any]:
+    """A run's record without its trace: what a 202 carries."""
+    lease_seconds = settings_of(request).lease_seconds
+    return record_json(record, lease_seconds=lease_seconds, include_trace=False)
+
+
 async def answer(request: Request, handle: RunHandle, wait: bool) -> JSONResponse:
     """For a run this server started or resumed: 202 with its record so far, or
     (``wait``) 200 with its record once it has ended or paused."""
@@ -55,11 +61,10 @@ async def answer(request: Request, handle: RunHandle, wait: bool) -> JSONRespons
     if wait:
         # shielded: a client that goes away stops waiting, not the run
         await asyncio.shield(handle.task)
-    async with reading(request) as store:
-        if wait:
-            return JSONResponse(await detail_of(request, store, handle.run_id))
-        record = await store.get_run(handle.run_id)
-    return accepted(record_json(record, include_trace=False), handle.run_id)
+    if wait:
+        return JSONResponse(await read(request, lambda s: detail_of(request, s, handle.run_id)))
+    record = await read(request, lambda store: store.get_run(handle.run_id))
+    return accepted(so_far(request, record), handle.run_id)
 
 
 async def detail_of(request: Request, store: Store, run_id: str) -> dict[str, Any]:

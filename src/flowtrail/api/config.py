@@ -14,6 +14,7 @@ from flowtrail.errors import SettingsError, WorkflowError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.graph import Workflow
 from flowtrail.settings import Settings
+from flowtrail.store.readers import DEFAULT_READERS
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -29,6 +30,8 @@ class ServeConfig:
     """None: no auth, every caller is an operator (only allowed on loopback or with
     ``no_auth``)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    readers: int = DEFAULT_READERS
+    """Connections the routes read through (``ReaderPool``), beside the one writer."""
     poll_seconds: float = 0.5
     """How often the event stream of a run reads its row and steps."""
 

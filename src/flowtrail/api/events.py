@@ -1,11 +1,12 @@
 """A run's live events as server-sent events (``text/event-stream``).
 
 The server reads the run's row every ``poll_seconds`` (0.5 s), and its steps when the row
-says they changed, and sends what changed: ``status`` (the run's record without its trace, steps and output), ``step`` (one
-step, when it starts, moves on or ends) and, once the run has ended, ``end`` (the record)
-and the stream closes. Events carry state, not deltas: the first ones after connecting
-give the whole current state, so a client that reconnects (``Last-Event-ID``) is whole
-again at once; event ids keep counting up from the one it last saw.
+says they changed, and sends what changed: ``status`` (the run's record without its
+trace, steps and output), ``step`` (one step, when it starts, moves on or ends) and, once
+the run has ended, ``end`` (the record) and the stream closes. Events carry state, not
+deltas: the first ones after connecting give the whole current state, so a client that
+reconnects (``Last-Event-ID``) is whole again at once; event ids keep counting up from the
+one it last saw.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
@@ -21,11 +23,10 @@ from fastapi.responses import StreamingResponse
 from flowtrail.api.auth import Reader
 from flowtrail.api.common import RUN_ERRORS, RunId, settings_of
 from flowtrail.api.problems import from_error
-from flowtrail.api.reading import reading
-from flowtrail.diagnostics.view import record_json, step_json
+from flowtrail.api.reading import read
+from flowtrail.diagnostics.summary import record_json, step_json
 from flowtrail.errors import FlowtrailError
-from flowtrail.liveness.lease import lease_state
-from flowtrail.store.common import utcnow
+from flowtrail.store import Store
 from flowtrail.store.records import RunRecord, StepRecord
 
 router = APIRouter(tags=["runs"])
@@ -51,11 +52,9 @@ def _frame(event: str, event_id: int, data: Any) -> bytes:
 
 
 def _status(record: RunRecord, lease_seconds: float) -> dict[str, Any]:
-    data = record_json(record, include_trace=False)
+    data = record_json(record, lease_seconds=lease_seconds, include_trace=False)
     data.pop("output", None)
     data.pop("input", None)
-    lease = lease_state(record, utcnow(), lease_seconds)
-    data["lease"] = None if lease is None else lease.to_dict()
     return data
 
 
@@ -65,6 +64,16 @@ def _step_key(step: StepRecord) -> tuple[str, str, int]:
 
 def _step_state(step: StepRecord) -> tuple[Any, ...]:
     return (step.status, step.ended_at, step.tries, step.iterations_done, step.error)
+
+
+async def _poll(
+    store: Store, run_id: str, steps_read_at: object
+) -> tuple[RunRecord, list[StepRecord] | None]:
+    """The run's row, and its steps unless the row has not moved since they were read."""
+    record = await store.get_run(run_id)
+    if (record.updated_at, record.status) == steps_read_at:
+        return record, None
+    return record, await store.list_steps(run_id)
 
 
 async def _stream(
@@ -77,22 +86,19 @@ async def _stream(
     quiet = 0.0
     steps_read_at: object = None
     while True:
-        steps: list[StepRecord] = []
         try:
-            async with reading(request) as store:
-                record = await store.get_run(run_id)
-                # Steps are written with the row (its updated_at moves; a heartbeat's
-                # does not): a quiet run's steps are not read again every poll.
-                changed = (record.updated_at, record.status)
-                if changed != steps_read_at:
-                    steps = await store.list_steps(run_id)
-                    steps_read_at = changed
+            poll_once = partial(_poll, run_id=run_id, steps_read_at=steps_read_at)
+            record, steps = await read(request, poll_once)
         except FlowtrailError as exc:
             event_id += 1
             yield _frame("error", event_id, from_error(exc).body())
             return
+        if steps is not None:
+            # Steps are written with the row (its updated_at moves; a heartbeat's does
+            # not): a quiet run's steps are not read again on every poll.
+            steps_read_at = (record.updated_at, record.status)
         frames = []
-        for step in steps:
+        for step in steps or ():
             key, state = _step_key(step), _step_state(step)
             if shown_steps.get(key) != state:
                 shown_steps[key] = state
@@ -141,8 +147,7 @@ async def run_events(
     ),
 ) -> StreamingResponse:
     """The run's status and steps as they change, until it ends."""
-    async with reading(request) as store:
-        await store.get_run(run_id)  # 404 before the stream starts
+    await read(request, lambda store: store.get_run(run_id))  # 404 before the stream starts
     first = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     config = request.app.state.config
     return StreamingResponse(

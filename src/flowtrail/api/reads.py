@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 
 from flowtrail.api.auth import Reader
 from flowtrail.api.common import RUN_ERRORS, RunId, detail_of, settings_of
-from flowtrail.api.reading import reading
+from flowtrail.api.reading import read
 from flowtrail.diagnostics.view import steps_tree
 from flowtrail.liveness.why import explain
+from flowtrail.store import Store
 
 router = APIRouter(tags=["runs"])
 
@@ -20,8 +21,7 @@ async def get_run(request: Request, _: Reader, run_id: str = RunId) -> dict[str,
     """The run's record, the same JSON as ``flowtrail show --json``: status, finalization
     path, who decided, markers, error, cost, tokens, lease, the ``why`` verdict of a run
     not ended, and its steps."""
-    async with reading(request) as store:
-        return await detail_of(request, store, run_id)
+    return await read(request, lambda store: detail_of(request, store, run_id))
 
 
 @router.get("/runs/{run_id}/spans", summary="Its span tree", responses=RUN_ERRORS)
@@ -30,30 +30,34 @@ async def get_spans(request: Request, _: Reader, run_id: str = RunId) -> dict[st
     (``source``: ``trace``); for a run still going the tree is built from the steps
     written so far (``partial``: true, ``source``: ``steps``), each loop and parallel with
     its progress."""
-    async with reading(request) as store:
+
+    async def tree(store: Store) -> dict[str, Any]:
         record = await store.get_run(run_id)
         stored = record.execution_data
         trace = stored.get("trace") if isinstance(stored, dict) else None
-        if not trace:
+        if trace:
+            root, partial, source = trace, False, "trace"
+        else:
             steps = await store.list_steps(record.id)
-    if trace:
-        root, partial, source = trace, False, "trace"
-    else:
-        root, partial, source = steps_tree(record.workflow_name, steps), True, "steps"
-    return {
-        "run_id": record.id,
-        "status": record.status.value,
-        "partial": partial,
-        "source": source,
-        "root": root,
-    }
+            root, partial, source = steps_tree(record.workflow_name, steps), True, "steps"
+        return {
+            "run_id": record.id,
+            "status": record.status.value,
+            "partial": partial,
+            "source": source,
+            "root": root,
+        }
+
+    return await read(request, tree)
 
 
 @router.get("/runs/{run_id}/why", summary="Its why verdict", responses=RUN_ERRORS)
 async def get_why(request: Request, _: Reader, run_id: str = RunId) -> dict[str, Any]:
     """Why the run is not moving (or how it ended): one verdict with its evidence, as
     ``flowtrail why --json``."""
-    async with reading(request) as store:
-        record = await store.get_run(run_id)
-        found = await explain(store, record, settings_of(request))
-    return found.to_dict()
+
+    async def verdict(store: Store) -> dict[str, Any]:
+        found = await explain(store, await store.get_run(run_id), settings_of(request))
+        return found.to_dict()
+
+    return await read(request, verdict)

@@ -10,10 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowtrail.api.auth import Operator, Reader
-from flowtrail.api.common import ACCEPTED, STEER_ERRORS, accepted, answer
+from flowtrail.api.common import ACCEPTED, STEER_ERRORS, accepted, answer, so_far
 from flowtrail.api.problems import problem
 from flowtrail.diagnostics.masking import Masker
-from flowtrail.diagnostics.view import record_json
 from flowtrail.model.graph import Workflow
 from flowtrail.model.inputs import declared_inputs, validate_inputs
 from flowtrail.queue.defaults import DEFAULT_QUEUE, require_postgres
@@ -109,7 +108,7 @@ async def start_run(request: Request, name: str, body: StartBody, _: Operator) -
             expires_in=body.expires_in,
             trigger="api",
         )
-        return accepted(record_json(record, include_trace=False), record.id)
+        return accepted(so_far(request, record), record.id)
     if body.queue_name is not None or body.expires_in is not None:
         raise problem(422, "invalid_request", "queue_name and expires_in go with queue: true")
     runner: Runner = request.app.state.runner
