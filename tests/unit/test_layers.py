@@ -41,6 +41,8 @@ FORBIDDEN = {
         "status",
         "errors",
     },
+    # the web UI reads stored runs (and asks the API for a request's role): never a command
+    "web": {"engine", "queue", "cli", "runner"},
 }
 
 

@@ -97,6 +97,9 @@ def steps_tree(workflow: str, steps: list[StepRecord]) -> dict[str, Any]:
             type=step.block_type,
             status=_SPAN_STATUS.get(step.status, step.status),
             block_id=step.block_id,
+            position=step.position,
+            started_at=_iso(step.started_at),
+            ended_at=_iso(step.ended_at),
         )
         if step.ended_at is not None:
             span["duration_ms"] = max(
