@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from typing import Any
 import pytest
 
 from flowtrail.store import open_store
-from tests.acceptance.webtools import WORKFLOWS, make_app, populate, serve
+from tests.acceptance.webtools import (
+    HUGE_FAILED,
+    HUGE_ITERATIONS,
+    WORKFLOWS,
+    make_app,
+    populate,
+    serve,
+)
 
 REQUIRE_BROWSER = os.environ.get("FLOWTRAIL_REQUIRE_BROWSER") == "1"
 ARTIFACTS = Path(
@@ -323,3 +331,35 @@ def test_cancel_and_resume_buttons(site: Site, page: Any) -> None:
     expect(page.get_by_role("button", name="Retry")).to_be_visible()
     page.goto(f"{site.base}/runs/{site.ids['completed']}")
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+
+
+def test_a_10000_span_run_is_summarized_and_renders_whole_on_demand(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    t0 = time.perf_counter()
+    page.goto(f"{site.base}/runs/{site.ids['huge']}")
+    items = page.get_by_role("treeitem")
+    expect(items.first).to_be_visible()
+    summarized_s = time.perf_counter() - t0
+    expect(page.locator("#fall")).to_contain_text("10001 spans")
+    iterations = items.filter(has=page.locator(".type", has_text=re.compile("^iteration$")))
+    names = {n.strip() for n in iterations.locator(".name").all_inner_texts()}
+    shown = {0, 1, 2, *HUGE_FAILED, HUGE_ITERATIONS - 3, HUGE_ITERATIONS - 2, HUGE_ITERATIONS - 1}
+    assert names == {f"rows #{i}" for i in shown}
+    more = HUGE_ITERATIONS - len(shown)
+    expect(items.filter(has_text="more iterations")).to_contain_text(f"{more} more iterations")
+    expect(page.locator("#fall")).to_contain_text(f"{more * 3} spans summarized")
+    page.keyboard.press("e")  # the deepest failure: a handled one, listed
+    expect(page.locator('[role=treeitem][aria-selected="true"]')).to_contain_text("parse")
+    expect(page.locator("#detail")).to_contain_text("row 2400 is malformed")
+    shot(page, "waterfall-10000")
+
+    t0 = time.perf_counter()
+    page.get_by_role("link", name="Render all").click()
+    expect(page).to_have_url(re.compile(r"all=1"))
+    expect(items).to_have_count(10_001)
+    render_all_s = time.perf_counter() - t0
+    expect(items.filter(has_text="more")).to_have_count(0)
+    print(
+        f"\n10,001-span run page: summarized {summarized_s:.2f} s, render all {render_all_s:.2f} s"
+    )

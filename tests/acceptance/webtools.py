@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,16 @@ import flowtrail
 from flowtrail.liveness.sweeper import Sweeper
 from flowtrail.runner import new_run_id, store_snapshot
 from flowtrail.settings import Settings
-from flowtrail.status import RunStatus
+from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store import open_store
 from flowtrail.store.common import utcnow
-from flowtrail.store.records import NewRun, Worker
+from flowtrail.store.records import Finalization, NewRun, Worker
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "fixtures" / "workflows" / "web"
+
+
+HUGE_ITERATIONS = 3333  # 10,001 spans
+HUGE_FAILED = {1200, 2500}
 
 
 def free_port() -> int:
@@ -95,7 +99,84 @@ async def populate(url: str) -> dict[str, str]:
             )
         )
         ids["queued"] = queued
+        ids["huge"] = await huge_run(store, HUGE_ITERATIONS, HUGE_FAILED)
     return ids
+
+
+def huge_trace(iterations: int, failed: set[int]) -> tuple[dict[str, Any], int]:
+    """A stored trace of one loop with ``iterations`` iterations of two blocks each (the
+    ones in ``failed`` with a handled error), as the finalizer writes it; and its span
+    count."""
+    t0 = utcnow()
+
+    def at(ms: float) -> str:
+        return (t0 + timedelta(milliseconds=ms)).isoformat()
+
+    def block(name: str, start: float, end: float, status: str = "success") -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": name, "type": "function", "block_id": name, "status": status,
+            "started_at": at(start), "ended_at": at(end), "duration_ms": round(end - start),
+            "input": {"i": start}, "output": {"ok": status == "success"}, "children": [],
+        }  # fmt: skip
+        if status == "error":
+            out.update(error=f"ValueError: row {start} is malformed", error_handled=True)
+        return out
+
+    items = []
+    for i in range(iterations):
+        status = "error" if i in failed else "success"
+        items.append(
+            {
+                "name": f"rows #{i}",
+                "type": "iteration",
+                "index": i,
+                "status": status,
+                "started_at": at(i * 2),
+                "ended_at": at(i * 2 + 2),
+                "duration_ms": 2,
+                "children": [
+                    block("parse", i * 2, i * 2 + 1, status),
+                    block("save", i * 2 + 1, i * 2 + 2),
+                ],
+            }
+        )
+    end = iterations * 2
+    loop = {
+        "name": "rows", "type": "loop", "block_id": "rows", "status": "success",
+        "started_at": at(0), "ended_at": at(end), "duration_ms": end, "iterations": iterations,
+        "children": items,
+    }  # fmt: skip
+    root = {
+        "name": "web_huge", "type": "workflow", "status": "success", "started_at": at(0),
+        "ended_at": at(end), "duration_ms": end, "children": [loop],
+    }  # fmt: skip
+    return root, 2 + iterations * 3
+
+
+async def huge_run(store: Any, iterations: int, failed: set[int]) -> str:
+    """A completed run whose stored trace has ``2 + 3 * iterations`` spans."""
+    workflow = flowtrail.load_workflow(WORKFLOWS / "slow.yaml")
+    run_id = new_run_id()
+    trace, spans = huge_trace(iterations, failed)
+    started = datetime.fromisoformat(trace["started_at"])
+    await store.create_run(
+        NewRun(
+            id=run_id, workflow_name="web_huge",
+            snapshot_hash=await store_snapshot(store, workflow), status=RunStatus.RUNNING,
+            trigger="api", started_at=started, input={}, lease_seconds=60,
+        )
+    )  # fmt: skip
+    ended = started + timedelta(milliseconds=trace["duration_ms"])
+    await store.finalize(
+        run_id,
+        Finalization(
+            status=RunStatus.COMPLETED, path=FinalizationPath.COMPLETED,
+            finalized_by=FinalizedBy.ENGINE, ended_at=ended, duration_ms=trace["duration_ms"],
+            execution_data={"trace": trace, "truncation": None}, has_trace_spans=True,
+            trace_span_count=spans,
+        ),
+    )  # fmt: skip
+    return run_id
 
 
 def make_app(url: str) -> FastAPI:

@@ -156,7 +156,13 @@ async def _run_context(
     record = view.record
     now = utcnow()
     trace = _trace(view)
-    fall = waterfall.build(trace, record.started_at, now, summarize=not everything)
+    fall = waterfall.build(
+        trace,
+        record.started_at,
+        now,
+        summarize=not everything,
+        max_rows=waterfall.MAX_ROWS_ALL if everything else waterfall.MAX_ROWS,
+    )
     detail = view.detail
     error = detail.get("error") or None
     error_key = None

@@ -6,6 +6,7 @@ and verdict. The summaries are the one shape every surface shares
 from __future__ import annotations
 
 import base64
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,17 +61,25 @@ async def reader(request: Request) -> AsyncIterator[Store]:
     yield request.app.state.store
 
 
+def _summary_module() -> Any:
+    """``flowtrail.diagnostics.summary`` (the one summary builder), or None before it
+    exists: then the record's JSON stands in for it."""
+    try:
+        return importlib.import_module("flowtrail.diagnostics.summary")
+    except ImportError:
+        return None
+
+
 def summary(record: RunRecord, now: datetime, lease_seconds: float) -> dict[str, Any]:
     """The run's summary row, as the API's list gives it."""
-    try:
-        from flowtrail.diagnostics.summary import run_summary  # type: ignore[import-not-found]
-    except ImportError:
+    module = _summary_module()
+    if module is None:
         lease = lease_state(record, now, lease_seconds)
         return {
             **record_json(record, include_trace=False),
             "lease": None if lease is None else lease.to_dict(),
         }
-    data: dict[str, Any] = run_summary(record, now=now, lease_seconds=lease_seconds)
+    data: dict[str, Any] = module.run_summary(record, now=now, lease_seconds=lease_seconds)
     return data
 
 
@@ -163,10 +172,11 @@ async def read_run(store: Store, run_id: str, settings: Settings) -> RunView:
     if not record.status.terminal:
         found = await explain(store, record, settings, steps)
     now = utcnow()
-    try:
-        from flowtrail.diagnostics.summary import record_detail
-    except ImportError:
+    module = _summary_module()
+    if module is None:
         detail = summary(record, now, settings.lease_seconds)
     else:
-        detail = record_detail(record, steps, found, now=now, lease_seconds=settings.lease_seconds)
+        detail = module.record_detail(
+            record, steps, found, now=now, lease_seconds=settings.lease_seconds
+        )
     return RunView(record, steps, found, detail)

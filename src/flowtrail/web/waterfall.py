@@ -7,8 +7,8 @@ layout is tested without a browser.
 Huge runs are **summarized**, not virtualized: a container with more than
 ``ITERATIONS_SHOWN_EACH_END * 2 + 2`` iterations shows its first and last few, every failed
 one, and one "… N more" row for the rest; and the whole waterfall stops at ``MAX_ROWS`` rows
-with a row that says how many spans are left out. ``summarize=False`` (the page's "render
-all") draws every span.
+with a row that says how many spans are left out. The page's "render all" draws every
+span (``summarize=False``, ``max_rows=MAX_ROWS_ALL``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from typing import Any
 
 ITERATIONS_SHOWN_EACH_END = 3
 MAX_ROWS = 1500
+MAX_ROWS_ALL = 100_000
+"""Rows drawn by "render all": a stored trace holds at most 50,000 spans in memory
+(``Settings.max_spans_in_memory``), so this only guards against a corrupt one."""
 MIN_BAR_PCT = 0.4
 
 # Tick spacings tried in order; the first that gives at most MAX_TICKS ticks is used
