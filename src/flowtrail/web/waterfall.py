@@ -64,6 +64,8 @@ class Row:
     width_pct: float = 0.0
     running: bool = False
     failed: bool = False
+    handled: bool = False
+    """It failed, and an error edge or an ``on_error`` took the failure (the run went on)."""
     failed_below: bool = False
     """A span under this one failed (its name is drawn red even when it succeeded)."""
     has_children: bool = False
@@ -234,6 +236,7 @@ def build(
             duration_ms=(end - start) if start is not None and end is not None else None,
             running=node.running,
             failed=status in FAILED,
+            handled=bool(span.get("error_handled")),
             failed_below=node.failed_below,
             has_children=bool(node.children),
             note=_duration_note(node),
