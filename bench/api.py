@@ -373,8 +373,9 @@ def _http_figures(base: str, spec: dict[str, Any]) -> dict[str, Any]:
 def _browser_figures(base: str, run_id: str) -> dict[str, Any]:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     try:
-        import flowtrail.web  # noqa: F401
         from playwright.sync_api import sync_playwright
+
+        import flowtrail.web  # noqa: F401
     except ImportError as exc:
         return {"note": f"not measured: {exc}"}
     if not Path(chromium).exists():

@@ -91,7 +91,8 @@ def test_filters_fragments_and_bad_input(site: str, runs: dict[str, str]) -> Non
     assert 'data-terminal="false"' in get(site, f"/fragments/runs/{runs['paused']}", READ).text
     span = get(site, f"/fragments/runs/{runs['failed']}/span?key=2", READ).text
     assert "charge" in span and "declined by the bank" in span and "4000-0000-0000-0002" in span
-    assert "not in the trace" in get(site, f"/fragments/runs/{runs['failed']}/span?key=9", READ).text
+    missing = get(site, f"/fragments/runs/{runs['failed']}/span?key=9", READ).text
+    assert "not in the trace" in missing
 
     css = get(site, "/static/app.css")
     assert css.status_code == 200 and "--failed" in css.text

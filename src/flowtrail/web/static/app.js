@@ -30,14 +30,15 @@
     }
   }
 
-  // Poll `url` every `seconds` while the tab is visible and `active()` says so; hand the
-  // parsed fragment to `apply`. Stops for good when `apply` returns false.
+  // Poll `url` every `seconds` while the tab is visible; hand the parsed fragment to
+  // `apply`. Stops for good once `active()` or `apply` returns false.
   function poller(url, seconds, active, apply, onUpdated) {
     let timer = null, stopped = false;
     async function once() {
       timer = null;
       if (stopped) return;
-      if (document.visibilityState === "visible" && active()) {
+      if (!active()) { stopped = true; return; } // e.g. the run has ended: for good
+      if (document.visibilityState === "visible") {
         try {
           const res = await fetch(url(), { headers: { Accept: "text/html" }, credentials: "same-origin" });
           if (res.ok) {
@@ -54,7 +55,8 @@
         clearTimeout(timer); once();
       }
     });
-    timer = setTimeout(once, seconds * 1000);
+    if (active()) timer = setTimeout(once, seconds * 1000);
+    else stopped = true;
     return { stop() { stopped = true; if (timer) clearTimeout(timer); }, now: once };
   }
 
