@@ -263,7 +263,8 @@
         return;
       }
       if (action === "retry") {
-        const next = data.id || data.run_id || (data.run && data.run.id);
+        const where = /\/runs\/([^/?#]+)$/.exec(res.headers.get("Location") || "");
+        const next = data.id || data.run_id || (data.run && data.run.id) || (where && where[1]);
         if (next) { location.href = "/runs/" + encodeURIComponent(next); return; }
       }
       if (msg) { msg.textContent = data.message || (action + " requested"); msg.className = "ok"; }
