@@ -83,6 +83,10 @@ def test_filters_fragments_and_bad_input(site: str, runs: dict[str, str]) -> Non
     assert "status: &#39;pending&#39; is not one of" in bad.text
     assert runs["failed"] in bad.text  # the list shows every run instead
 
+    stale = get(site, "/?cursor=not-a-cursor", READ)
+    assert stale.status_code == 200 and 'class="problem"' in stale.text
+    assert runs["failed"] in stale.text
+
     unknown = get(site, "/runs/nope", READ)
     assert unknown.status_code == 404 and "Run not found" in unknown.text
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from flowtrail.diagnostics.summary import (
     RECORD_KEYS,
     error_json,
+    iso,
     record_json,
     step_json,
 )
@@ -98,8 +99,8 @@ def steps_tree(workflow: str, steps: list[StepRecord]) -> dict[str, Any]:
             status=_SPAN_STATUS.get(step.status, step.status),
             block_id=step.block_id,
             position=step.position,
-            started_at=_iso(step.started_at),
-            ended_at=_iso(step.ended_at),
+            started_at=iso(step.started_at),
+            ended_at=iso(step.ended_at),
         )
         if step.ended_at is not None:
             span["duration_ms"] = max(

@@ -3,7 +3,6 @@ as ``GET /api/v1/runs`` takes, so a filtered page and its JSON are one query apa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flowtrail.status import RunStatus
+from flowtrail.store.records import RunQuery
 
 STATUSES = tuple(RunStatus)
 PAGE_SIZE = 50
@@ -87,11 +87,9 @@ class Filters:
         query = urlencode([*self.params(live=False), ("limit", str(self.limit))])
         return f"/api/v1/runs?{query}"
 
-    def to_query(self) -> Any:
-        """The store's ``RunQuery`` for these filters."""
-        # by name until the store's list query lands on every branch this merges with
-        query_type: Any = importlib.import_module("flowtrail.store.records").RunQuery
-        return query_type(
+    def to_query(self) -> RunQuery:
+        """The store's query for these filters."""
+        return RunQuery(
             statuses=self.statuses,
             workflow_name=self.workflow,
             trigger=self.trigger,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from flowtrail.errors import RunNotFoundError
+from flowtrail.errors import BadCursorError, RunNotFoundError
 from flowtrail.status import RETRYABLE, FinalizationPath, RunStatus
 from flowtrail.store.base import Store
 from flowtrail.web import waterfall
@@ -86,11 +87,24 @@ def _filters(request: Request) -> tuple[Filters, str | None]:
         return Filters(), str(exc)
 
 
-async def _rows_context(request: Request, filters: Filters) -> dict[str, Any]:
+async def _rows_context(
+    request: Request, filters: Filters, problem: str | None = None
+) -> dict[str, Any]:
     async with reader(request) as store:
-        page = await list_page(store, filters, settings_of(request))
+        try:
+            page = await list_page(store, filters, settings_of(request))
+        except BadCursorError as exc:  # a hand-edited or stale link: start from the top
+            problem = problem or str(exc)
+            filters = replace(filters, cursor=None)
+            page = await list_page(store, filters, settings_of(request))
     older = filters.url(cursor=page.next_cursor) if page.next_cursor else None
-    return {"rows": page.rows, "older": older, "filters": filters, "now": utcnow()}
+    return {
+        "rows": page.rows,
+        "older": older,
+        "filters": filters,
+        "now": utcnow(),
+        "problem": problem,
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -98,10 +112,10 @@ async def runs_page(request: Request) -> Response:
     if (denied := _denied(request)) is not None:
         return denied
     filters, problem = _filters(request)
-    context = await _rows_context(request, filters)
+    context = await _rows_context(request, filters, problem)
+    filters = context["filters"]
     context.update(
         title="Runs",
-        problem=problem,
         poll_seconds=LIST_POLL_SECONDS,
         fragment_url=filters.url("/fragments/runs", cursor=filters.cursor),
     )
