@@ -333,6 +333,24 @@ def test_cancel_and_resume_buttons(site: Site, page: Any) -> None:
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
 
 
+def test_retry_opens_the_new_run(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    old = site.ids["to_retry"]
+    page.goto(f"{site.base}/runs/{old}")
+    page.get_by_role("button", name="Retry").click()
+    expect(page).not_to_have_url(re.compile(old))
+    lineage = page.locator("#lineage")
+    expect(lineage).to_contain_text("Retry of")
+    expect(lineage.get_by_role("link", name=old[:12])).to_be_visible()
+    expect(page.locator("#lineage dd").first).to_have_text("2")
+    expect(page.locator("#run-status")).to_have_text("failed", timeout=20_000)
+    shot(page, "run-retried")
+    lineage.get_by_role("link", name=old[:12]).click()
+    expect(page.locator("#lineage")).to_contain_text("Retried by")
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+
+
 def test_a_10000_span_run_is_summarized_and_renders_whole_on_demand(site: Site, page: Any) -> None:
     from playwright.sync_api import expect
 

@@ -69,6 +69,7 @@ async def populate(url: str) -> dict[str, str]:
         return flowtrail.load_workflow(WORKFLOWS / f"{name}.yaml")
 
     ids["failed"] = (await flowtrail.run_async(load("fails"), settings=settings)).run_id
+    ids["to_retry"] = (await flowtrail.run_async(load("fails"), settings=settings)).run_id
     ids["completed"] = (await flowtrail.run_async(load("nested"), settings=settings)).run_id
     ids["cancelled"] = (await flowtrail.run_async(load("approval"), settings=settings)).run_id
     await flowtrail.cancel_async(ids["cancelled"], settings=settings)

@@ -168,8 +168,10 @@ def _duration_note(node: _Timed) -> str:
     parts: list[str] = []
     if iterations:
         failed = sum(1 for c in iterations if _failed(c))
-        durations = sorted(
-            c.end - c.start for c in iterations if c.start is not None and c.end is not None
+        durations = sorted(  # of the iterations that ended: a running one is no figure yet
+            c.end - c.start
+            for c in iterations
+            if c.start is not None and c.end is not None and not c.running
         )
         text = f"{len(iterations)} iteration{'s' if len(iterations) != 1 else ''}"
         if failed:
