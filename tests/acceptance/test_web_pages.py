@@ -78,6 +78,14 @@ def test_filters_fragments_and_bad_input(site: str, runs: dict[str, str]) -> Non
     by_name = get(site, "/?workflow=web_approval", READ).text
     assert runs["paused"] in by_name and runs["failed"] not in by_name
 
+    # the page's JSON link is the same query against the API: the same runs
+    page = get(site, "/?status=failed&has_error=true", READ).text
+    api_link = re.search(r'class="json-link" href="([^"]+)"', page)
+    assert api_link is not None
+    listed = get(site, api_link.group(1).replace("&amp;", "&"), READ).json()
+    assert [r["id"] for r in listed["runs"]] == [runs["failed"]]
+    assert re.findall(r'data-id="([0-9a-f]+)"', page) == [runs["failed"]]
+
     bad = get(site, "/?status=pending&since=yesterday", READ)
     assert bad.status_code == 200
     assert "status: &#39;pending&#39; is not one of" in bad.text

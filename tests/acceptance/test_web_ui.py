@@ -172,6 +172,31 @@ def test_runs_list_status_chips_and_filters(site: Site, page: Any) -> None:
     expect(page.locator("#live-text")).to_have_text("paused")
 
 
+def set_visibility(page: Any, state: str) -> None:
+    """Make the page believe its tab was hidden or shown (headless tabs are always
+    visible)."""
+    page.evaluate(
+        """state => {
+        Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""",
+        state,
+    )
+
+
+def test_the_list_polls_only_while_the_tab_is_visible(site: Site, page: Any) -> None:
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/fragments/runs" in r.url else None)
+    page.goto(site.base + "/")
+    page.wait_for_event("request", lambda r: "/fragments/runs" in r.url, timeout=TIMEOUT_MS)
+    set_visibility(page, "hidden")
+    seen = len(polls)
+    page.wait_for_timeout(6_000)  # more than one poll interval (5 s)
+    assert len(polls) == seen, "a hidden tab polled"
+    with page.expect_request(lambda r: "/fragments/runs" in r.url, timeout=2_000):
+        set_visibility(page, "visible")  # back in view: it polls at once
+
+
 def test_run_page_of_each_status(site: Site, page: Any) -> None:
     from playwright.sync_api import expect
 
