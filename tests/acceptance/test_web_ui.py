@@ -396,6 +396,14 @@ def test_a_10000_span_run_is_summarized_and_renders_whole_on_demand(site: Site, 
     expect(page.locator('[role=treeitem][aria-selected="true"]')).to_contain_text("parse")
     expect(page.locator("#detail")).to_contain_text("row 2400 is malformed")
     shot(page, "waterfall-10000")
+    page.get_by_role("button", name="Failures only").click()
+    visible = [n.strip() for n in items.locator(".name").all_inner_texts()]
+    shown_rows = [r for r in items.all() if r.is_visible()]
+    assert [r.locator(".name").inner_text() for r in shown_rows] == [
+        "web_huge", "rows", "rows #1200", "parse", "rows #2500", "parse",
+    ], visible  # fmt: skip
+    page.get_by_role("button", name="Failures only").click()
+    expect(items.filter(has_text="more iterations")).to_be_visible()
 
     t0 = time.perf_counter()
     page.get_by_role("link", name="Render all").click()

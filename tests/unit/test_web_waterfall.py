@@ -10,7 +10,7 @@ import pytest
 from flowtrail.status import RunStatus
 from flowtrail.web import waterfall
 from flowtrail.web.filters import FilterError, Filters, parse
-from flowtrail.web.pages import resume_fields
+from flowtrail.web.pages import _between, resume_fields
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -164,3 +164,9 @@ def test_resume_fields_are_what_the_workflow_reads_of_the_input() -> None:
     }
     assert resume_fields(snapshot, ["approve"]) == ["by", "approved"]
     assert resume_fields(None, ["approve"]) == []
+
+
+def test_between_two_timestamps() -> None:
+    assert _between(at(0), at(65_000)) == "1m05s"
+    assert _between(at(10), at(0)) == "0ms"  # clocks of two machines may disagree
+    assert _between(None, at(0)) is None

@@ -46,12 +46,25 @@ def _ago(iso: str | None, now: datetime | None = None) -> str:
     return waterfall.fmt_ms(seconds * 1000) + " ago"
 
 
+def _between(earlier: str | None, later: str | None) -> str | None:
+    """The time from one ISO timestamp to another, for people (``None`` if either is)."""
+    start, end = waterfall.parse_ts(earlier), waterfall.parse_ts(later)
+    if start is None or end is None:
+        return None
+    return waterfall.fmt_ms(max(0.0, (end - start).total_seconds() * 1000))
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 templates.env.filters.update(
-    ms=waterfall.fmt_ms, money=_money, ago=_ago, pretty=_json, short=lambda s: str(s)[:12]
+    ms=waterfall.fmt_ms,
+    money=_money,
+    ago=_ago,
+    pretty=_json,
+    between=_between,
+    short=lambda s: str(s)[:12],
 )
 templates.env.globals.update(
     STATUSES=STATUSES,

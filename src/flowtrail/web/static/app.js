@@ -99,7 +99,8 @@
     function tree() { return document.getElementById("tree"); }
     function rows() { return tree() ? Array.from(tree().querySelectorAll("[role=treeitem]")) : []; }
     function rowOf(key) { return tree() ? tree().querySelector(`[role=treeitem][data-key="${CSS.escape(key)}"]`) : null; }
-    function visible(r) { return !r.hidden; }
+    let failuresOnly = false;
+    function visible(r) { return r.getClientRects().length > 0; }
 
     function applyCollapse() {
       const hidden = new Set();
@@ -172,8 +173,15 @@
       return false;
     }
 
+    function applyFailures() {
+      if (tree()) tree().classList.toggle("failures-only", failuresOnly);
+      const btn = document.querySelector('[data-tree="failures"]');
+      if (btn) btn.setAttribute("aria-pressed", failuresOnly ? "true" : "false");
+    }
+
     function wire() {
       applyCollapse();
+      applyFailures();
       const t = tree();
       if (!t) return;
       t.addEventListener("click", (ev) => {
@@ -230,7 +238,10 @@
 
     document.addEventListener("click", (ev) => {
       const btn = ev.target.closest("[data-tree]");
-      if (btn) {
+      if (btn && btn.dataset.tree === "failures") {
+        failuresOnly = !failuresOnly;
+        applyFailures();
+      } else if (btn) {
         if (btn.dataset.tree === "collapse") { for (const r of rows()) if (r.hasAttribute("aria-expanded") && r.dataset.key !== "") collapsed.add(r.dataset.key); }
         else collapsed.clear();
         applyCollapse();
