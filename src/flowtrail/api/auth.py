@@ -22,7 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from flowtrail.api.problems import Problem, problem
 from flowtrail.errors import SettingsError
@@ -170,12 +171,19 @@ def caller_role(request: Request) -> Role:
     return role
 
 
-def require_reader(request: Request) -> Role:
+# Declared for OpenAPI only (its "Authorize" in /docs); ``caller_role`` reads the token.
+_BEARER = HTTPBearer(auto_error=False, description="A `read` or `operator` token.")
+_COOKIE = APIKeyCookie(name=COOKIE, auto_error=False, description="The token, for the web UI.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+Cookie = Annotated[str | None, Security(_COOKIE)]
+
+
+def require_reader(request: Request, _bearer: Bearer = None, _cookie: Cookie = None) -> Role:
     """Any valid token (or none needed)."""
     return caller_role(request)
 
 
-def require_operator(request: Request) -> Role:
+def require_operator(request: Request, _bearer: Bearer = None, _cookie: Cookie = None) -> Role:
     """An operator token: cancel, resume, retry, start, prune."""
     role = caller_role(request)
     if role is not Role.OPERATOR:
