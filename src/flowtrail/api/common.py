@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from flowtrail.api.problems import responses
 from flowtrail.api.reading import read, run_detail
 from flowtrail.diagnostics.summary import record_json
+from flowtrail.liveness.why import explain
 from flowtrail.runner import RunHandle
 from flowtrail.settings import Settings
 from flowtrail.store import RunRecord, Store
@@ -61,7 +62,6 @@ async def answer(request: Request, handle: RunHandle, wait: bool) -> JSONRespons
     if wait:
         # shielded: a client that goes away stops waiting, not the run
         await asyncio.shield(handle.task)
-    if wait:
         return JSONResponse(await read(request, lambda s: detail_of(request, s, handle.run_id)))
     record = await read(request, lambda store: store.get_run(handle.run_id))
     return accepted(so_far(request, record), handle.run_id)
@@ -69,8 +69,6 @@ async def answer(request: Request, handle: RunHandle, wait: bool) -> JSONRespons
 
 async def detail_of(request: Request, store: Store, run_id: str) -> dict[str, Any]:
     """The run's record as ``GET /api/v1/runs/{id}`` answers it."""
-    from flowtrail.liveness.why import explain
-
     settings = settings_of(request)
     record = await store.get_run(run_id)
     steps = await store.list_steps(record.id)
