@@ -154,3 +154,7 @@ def test_serve_refuses_to_expose_without_tokens(store_url: str, tmp_path: Path) 
     proc = _serve(store_url, tmp_path, "--tokens", str(bad), "--port", "0")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "unknown role 'admin'" in out, out
+    proc = _serve(f"sqlite:///{tmp_path / 'missing.db'}", tmp_path, "--port", "0")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 5 and "database_not_found" in out, out
+    assert not (tmp_path / "missing.db").exists()  # serving never creates a database

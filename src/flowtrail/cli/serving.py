@@ -69,5 +69,6 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     auth = "tokens" if found is not None else "no auth"
-    err.print(f"serving on http://{host}:{port} ({auth}); API docs at /docs", highlight=False)
+    where = f"http://{host}:{port}" if port else f"a free port of {host} (uvicorn names it)"
+    err.print(f"serving on {where} ({auth}); API docs at /docs", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
