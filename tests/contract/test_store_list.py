@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from flowtrail.errors import BadCursorError, InputError
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store import Finalization, NewRun, RunQuery, SqlStore
 from flowtrail.store.cursor import encode_cursor
+from flowtrail.store.migrate import discover
 
 NOW = at(10_000)
 
@@ -258,3 +260,46 @@ async def test_cursor_is_url_safe_and_round_trips(store: SqlStore) -> None:
     second = await store.list_summaries(RunQuery(limit=1, cursor=page.next_cursor))
     assert [r.id for r in second.rows] == ["r1"]
     assert timedelta(0) < page.rows[0].started_at - second.rows[0].started_at
+
+
+async def test_the_list_never_reads_the_trace(store: SqlStore) -> None:
+    """A failed run's error path comes from its own column (0009), not from the trace: on
+    SQLite, a trace that is not even JSON any more does not disturb the list."""
+    await _fleet(store)
+    if store.backend == "sqlite":
+        await store._fetch(
+            "UPDATE workflow_execution_logs SET execution_data = '{not json' WHERE id = 'b01'", {}
+        )
+    page = await store.list_summaries(RunQuery(has_error=True))
+    failed = next(r for r in page.rows if r.id == "b01")
+    assert failed.execution_data == {"error_path": ["child", "leaf"]}
+    sql, _ = store.summary_sql(RunQuery(has_error=True))
+    heavy = re.findall(r"\b(execution_data|input|output|notes)\b", sql)
+    aliases = re.findall(r"\bAS (execution_data|input|output|notes)\b", sql)
+    assert sorted(heavy) == sorted(aliases)  # named only as the lean row's placeholders
+
+
+async def test_migration_0009_fills_the_error_path_of_old_rows(store: SqlStore) -> None:
+    await _fleet(store)
+    await store._fetch("UPDATE workflow_execution_logs SET error_path = NULL", {})
+    (fill,) = [
+        statement
+        for migration in discover(store.backend)
+        if migration.version == "0009_error_path"
+        for statement in _statements(migration.sql)
+        if statement.lstrip().upper().startswith("UPDATE")
+    ]
+    await store._fetch(fill, {})
+    rows = await store._fetch(
+        "SELECT id, error_path FROM workflow_execution_logs WHERE error_path IS NOT NULL", {}
+    )
+    assert [(r["id"], _json(r["error_path"])) for r in rows] == [("b01", ["child", "leaf"])]
+
+
+def _statements(script: str) -> list[str]:
+    body = "\n".join(ln for ln in script.splitlines() if not ln.lstrip().startswith("--"))
+    return [part.strip() for part in body.split(";") if part.strip()]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -276,6 +276,7 @@ def finalize_params(
         "error_block_id": _opt_text(fin.error_block_id),
         "completion_failure": _opt_text(fin.completion_failure),
         "execution_data": encode_json(fin.execution_data, "execution_data"),
+        "error_path": encode_json(_error_path(fin.execution_data), "error_path"),
         "has_trace_spans": fin.has_trace_spans,
         "trace_span_count": fin.trace_span_count,
         "cost_total": cost(fin.cost_total),
@@ -318,6 +319,13 @@ def end_params(run_id: str, end: ForcedEnd, now: datetime, ts: TsEncoder) -> dic
         "max_duration_ms": MAX_DURATION_MS,
         "note": note_json(end.note, now),
     }
+
+
+def _error_path(execution_data: Any) -> Any:
+    """The failure's path through child workflows, kept in the trace document and, for the
+    run list (which never reads the trace), in a column of its own."""
+    path = execution_data.get("error_path") if isinstance(execution_data, dict) else None
+    return path if isinstance(path, list) and path else None
 
 
 def _opt_text(value: str | None) -> str | None:

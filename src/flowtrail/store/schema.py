@@ -99,6 +99,8 @@ TABLES: dict[str, dict[str, Column]] = {
         "attempt": _required("integer"),
         # 0008: when `flowtrail prune` dropped the run's trace, steps and output
         "pruned_at": Column("timestamp"),
+        # 0009: a failure's path through child workflows, for the list (no trace read)
+        "error_path": Column("document"),
     },
     # 0004: one row per block execution at a position
     "workflow_steps": {

@@ -81,6 +81,7 @@ UPDATE workflow_execution_logs SET
     error_block_id = %(error_block_id)s::text,
     completion_failure = %(completion_failure)s::text,
     execution_data = %(execution_data)s::json,
+    error_path = %(error_path)s::json,
     has_trace_spans = %(has_trace_spans)s::boolean,
     trace_span_count = %(trace_span_count)s::integer,
     tokens_prompt = %(tokens_prompt)s::bigint,
@@ -323,8 +324,8 @@ LIMIT %(limit)s::bigint
 
 -- name: summary_select
 -- The run list's lean row (Store.list_summaries): every column but the heavy ones. Of
--- the trace only error_path (read for a failed run only), of the pause snapshot only
--- waiting and message; input, output and notes not at all.
+-- the trace only error_path (its own column since 0009: the trace is not read), of the
+-- pause snapshot only waiting and message; input, output and notes not at all.
 SELECT
     id, workflow_name, snapshot_hash, status, level, "trigger", started_at, ended_at,
     duration_ms, deadline_at, last_started_block_id, last_started_block_name,
@@ -337,9 +338,8 @@ SELECT
     worker_pid, claimed_at, lease_epoch, lease_expires_at, heartbeat_at, worker_id,
     worker_started_at, loop_lag_ms, loop_blocked_since, queue_name, job_id, queued_at,
     expires_at, crash_cause, retry_of, retried_by, retry_from_block, attempt, pruned_at,
-    CASE WHEN (error_message IS NOT NULL OR error_block_id IS NOT NULL)
-              AND json_typeof(execution_data -> 'error_path') = 'array'
-         THEN json_build_object('error_path', execution_data -> 'error_path')
+    CASE WHEN error_path IS NOT NULL
+         THEN json_build_object('error_path', error_path)
     END AS execution_data,
     CASE WHEN json_typeof(pause_state) = 'object'
          THEN json_build_object('waiting', pause_state -> 'waiting',

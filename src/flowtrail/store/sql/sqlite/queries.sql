@@ -63,6 +63,7 @@ UPDATE workflow_execution_logs SET
     error_block_id = :error_block_id,
     completion_failure = :completion_failure,
     execution_data = :execution_data,
+    error_path = :error_path,
     has_trace_spans = :has_trace_spans,
     trace_span_count = :trace_span_count,
     tokens_prompt = :tokens_prompt,
@@ -239,8 +240,8 @@ LIMIT :limit
 
 -- name: summary_select
 -- The run list's lean row (Store.list_summaries): every column but the heavy ones. Of
--- the trace only error_path (read for a failed run only), of the pause snapshot only
--- waiting and message; input, output and notes not at all.
+-- the trace only error_path (its own column since 0009: the trace is not read), of the
+-- pause snapshot only waiting and message; input, output and notes not at all.
 SELECT
     id, workflow_name, snapshot_hash, status, level, "trigger", started_at, ended_at,
     duration_ms, deadline_at, last_started_block_id, last_started_block_name,
@@ -253,9 +254,8 @@ SELECT
     worker_pid, claimed_at, lease_epoch, lease_expires_at, heartbeat_at, worker_id,
     worker_started_at, loop_lag_ms, loop_blocked_since, queue_name, job_id, queued_at,
     expires_at, crash_cause, retry_of, retried_by, retry_from_block, attempt, pruned_at,
-    CASE WHEN (error_message IS NOT NULL OR error_block_id IS NOT NULL)
-              AND json_type(execution_data, '$.error_path') = 'array'
-         THEN json_object('error_path', json_extract(execution_data, '$.error_path'))
+    CASE WHEN error_path IS NOT NULL
+         THEN json_object('error_path', json(error_path))
     END AS execution_data,
     CASE WHEN json_type(pause_state) = 'object'
          THEN json_object('waiting', json_extract(pause_state, '$.waiting'),
