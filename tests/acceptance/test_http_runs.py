@@ -250,7 +250,10 @@ def test_prune(api: Callable[..., ApiServer]) -> None:
         assert pruned["runs"] == 1 and pruned["steps"] >= 2
         after = http.get(f"/api/v1/runs/{done['id']}").json()
         assert after["status"] == "completed" and after["steps"] == []
-        assert after["output"] is None
+        assert after["output"] is None and after["pruned_at"]
+        spans = http.get(f"/api/v1/runs/{done['id']}/spans").json()
+        assert (spans["source"], spans["root"]) == ("pruned", None)
+        assert spans["pruned_at"] == after["pruned_at"]
         assert http.get(f"/api/v1/runs/{paused['id']}").json()["status"] == "paused"
         assert_problem(http.post("/api/v1/prune", json={"older_than": "soon"}), 422, "bad_age")
         assert_problem(

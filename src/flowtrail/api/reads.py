@@ -29,12 +29,22 @@ async def get_spans(request: Request, _: Reader, run_id: str = RunId) -> dict[st
     """The run's span tree. A run that has ended (or paused) has its stored trace
     (``source``: ``trace``); for a run still going the tree is built from the steps
     written so far (``partial``: true, ``source``: ``steps``), each loop and parallel with
-    its progress."""
+    its progress. A run whose trace ``flowtrail prune`` dropped says so (``source``:
+    ``pruned``, ``root``: null, ``pruned_at``)."""
 
     async def tree(store: Store) -> dict[str, Any]:
         record = await store.get_run(run_id)
         stored = record.execution_data
         trace = stored.get("trace") if isinstance(stored, dict) else None
+        if record.pruned_at is not None:
+            return {
+                "run_id": record.id,
+                "status": record.status.value,
+                "partial": False,
+                "source": "pruned",
+                "root": None,
+                "pruned_at": record.pruned_at.isoformat(),
+            }
         if trace:
             root, partial, source = trace, False, "trace"
         else:
