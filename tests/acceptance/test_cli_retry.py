@@ -28,6 +28,10 @@ def touch(name):
 
 def tick(i):
     time.sleep(0.1)
+    # "hold_ticks" keeps the loop from the third iteration on until the test lets go (or
+    # kills the run), so a loaded machine cannot let the run end before it is looked at
+    if i >= 2 and (HERE / "hold_ticks").exists():
+        time.sleep(60)
     return i
 """
 
@@ -136,6 +140,7 @@ def test_retry_refuses_what_it_cannot_retry(cli: Cli, tmp_path: Path) -> None:
 
 def test_show_of_a_run_still_going_has_its_steps_so_far(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "retry_blocks.py").write_text(TOUCHING)
+    (tmp_path / "hold_ticks").touch()
     wf = write_workflow(tmp_path, "slowloop", SLOW_LOOP)
     proc = cli.start("run", str(wf), "--quiet")
     try:
