@@ -304,6 +304,8 @@ def test_live_run_updates_without_reload(site: Site, page: Any) -> None:
         live_row.locator("a.run-link").click()
         expect(page.locator("#run-status")).to_have_text("running")
         expect(page).to_have_title(re.compile("^running · web_slow"))
+        icon = page.locator('link[rel="icon"]')
+        expect(icon).to_have_attribute("href", re.compile("2563eb"))  # running blue
         page.evaluate("window.__notReloaded = true")
         works = page.get_by_role("treeitem").filter(
             has=page.locator(".name", has_text=re.compile("^work$"))
@@ -315,6 +317,7 @@ def test_live_run_updates_without_reload(site: Site, page: Any) -> None:
         assert works.count() == 4 and first_count < 4
         assert page.evaluate("window.__notReloaded") is True
         expect(page).to_have_title(re.compile("^completed · web_slow"))
+        expect(icon).to_have_attribute("href", re.compile("15803d"))  # completed green
         shot(page, "run-live-done")
     finally:
         proc.wait(30)
@@ -356,6 +359,32 @@ def test_cancel_and_resume_buttons(site: Site, page: Any) -> None:
     expect(page.get_by_role("button", name="Retry")).to_be_visible()
     page.goto(f"{site.base}/runs/{site.ids['completed']}")
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+
+
+def test_sign_in_with_a_token(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from flowtrail.api import ServeConfig, create_app
+    from flowtrail.api.auth import Tokens
+    from flowtrail.settings import Settings
+
+    read = "read-token-" + "r" * 16
+    tokens = Tokens.parse([("read", read), ("operator", "operator-token-" + "o" * 16)], "test")
+    app = create_app(ServeConfig(settings=Settings(database_url=site.url), tokens=tokens))
+    with serve(app) as base:
+        page.goto(f"{base}/runs/{site.ids['paused']}")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_label("Token").fill("not-a-valid-token-at-all")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_label("Token").fill(read)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#run-status")).to_have_text("paused")
+        # a read token sees everything and steers nothing
+        expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+        expect(page.get_by_text("Resume with input…")).to_have_count(0)
+        page.goto(base + "/")
+        expect(page.locator(f'tr.run-row[data-id="{site.ids["paused"]}"]')).to_be_visible()
 
 
 def test_retry_opens_the_new_run(site: Site, page: Any) -> None:

@@ -310,8 +310,22 @@
       act("resume", { input });
     });
 
+    const STATUS_COLOURS = {
+      queued: "#64748b", running: "#2563eb", paused: "#7c3aed", completed: "#15803d",
+      failed: "#dc2626", cancelled: "#6b7280", crashed: "#9a3412",
+    };
+
     function setTitle(body) {
-      if (body && body.dataset.title) document.title = body.dataset.title + " · flowtrail";
+      if (!body) return;
+      if (body.dataset.title) document.title = body.dataset.title + " · flowtrail";
+      // the tab's icon takes the run's status colour too
+      const colour = STATUS_COLOURS[body.dataset.status];
+      const icon = document.querySelector('link[rel="icon"]');
+      if (colour && icon) {
+        const svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' +
+          '<circle cx="8" cy="8" r="7" fill="' + colour + '"/></svg>';
+        icon.href = "data:image/svg+xml," + encodeURIComponent(svg);
+      }
     }
 
     const refresh = poller(() => live.dataset.url, Number(live.dataset.poll || 2),
@@ -330,6 +344,7 @@
         if (fresh.hasAttribute("data-error-key")) body.dataset.errorKey = fresh.dataset.errorKey;
         else body.removeAttribute("data-error-key");
         body.dataset.title = fresh.dataset.title;
+        body.dataset.status = fresh.dataset.status;
         live.dataset.terminal = fresh.dataset.terminal;
         setTitle(body);
         wire();
