@@ -3,7 +3,12 @@ picked, in a thread of the test process (or ``flowtrail serve`` as a subprocess)
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -155,3 +160,46 @@ def wait_until(check: Any, timeout: float = 30, every: float = 0.05) -> Any:
             return found
         time.sleep(every)
     raise AssertionError("the condition did not come true in time")
+
+
+def serve_process(db: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """``flowtrail serve --db DB ARGS`` as a user starts it (stdout and stderr together)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowtrail", "serve", "--db", db, *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def listening_url(proc: subprocess.Popen[str]) -> str:
+    """The address a ``serve --port 0`` process says it listens on (read from its log).
+    The rest of its log is read on, by a thread, so the server never blocks on a full
+    pipe (it logs every request)."""
+    stream = proc.stdout
+    assert stream is not None
+    for line in stream:
+        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            drain = threading.Thread(target=stream.read, daemon=True)
+            drain.start()
+            _DRAINS[proc.pid] = drain
+            return found.group(1)
+    raise AssertionError("the server did not say where it listens")
+
+
+_DRAINS: dict[int, threading.Thread] = {}
+
+
+def stop_serving(proc: subprocess.Popen[str]) -> int:
+    """Ctrl-C the server, as a user would; its exit code."""
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=30)
+    drain = _DRAINS.pop(proc.pid, None)
+    if drain is not None:
+        drain.join(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return code

@@ -4,11 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +13,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.acceptance.apitools import OPERATOR_TOKEN, READ_TOKEN, ApiServer
+from tests.acceptance.apitools import (
+    OPERATOR_TOKEN,
+    READ_TOKEN,
+    ApiServer,
+    listening_url,
+    serve_process,
+    stop_serving,
+)
 from tests.acceptance.test_http_basics import assert_problem
 
 
@@ -108,30 +110,12 @@ def test_database_down_is_503(api: Callable[..., ApiServer], store_url: str) -> 
             assert http.get("/api/v1/runs").status_code == 200
 
 
-def _serve(store_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowtrail", "serve", "--db", store_url, *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_flowtrail_serve(store_url: str, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text(f"# who may call\nread {READ_TOKEN}\noperator {OPERATOR_TOKEN}\n")
-    proc = _serve(store_url, tmp_path, "--port", "0", "--tokens", str(tokens))
+    proc = serve_process(store_url, tmp_path, "--port", "0", "--tokens", str(tokens))
     try:
-        assert proc.stdout is not None
-        url = None
-        for line in proc.stdout:
-            found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "the server did not say where it listens"
+        url = listening_url(proc)
         assert httpx.get(f"{url}/readyz").status_code == 200
         assert_problem(httpx.get(f"{url}/api/v1/runs/x"), 401, "unauthorized")
         headers = {"Authorization": f"Bearer {READ_TOKEN}"}
@@ -139,22 +123,21 @@ def test_flowtrail_serve(store_url: str, tmp_path: Path) -> None:
         listed = httpx.get(f"{url}/api/v1/workflows", headers=headers).json()
         assert listed == {"workflows": []}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
-    assert proc.returncode == 0
+        code = stop_serving(proc)
+    assert code == 0
 
 
 def test_serve_refuses_to_expose_without_tokens(store_url: str, tmp_path: Path) -> None:
-    proc = _serve(store_url, tmp_path, "--host", "0.0.0.0", "--port", "0")
+    proc = serve_process(store_url, tmp_path, "--host", "0.0.0.0", "--port", "0")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, out
     assert "refusing to serve on 0.0.0.0 without auth" in out
     bad = tmp_path / "bad-tokens"
     bad.write_text("admin some-token-0123456789abcdef\n")
-    proc = _serve(store_url, tmp_path, "--tokens", str(bad), "--port", "0")
+    proc = serve_process(store_url, tmp_path, "--tokens", str(bad), "--port", "0")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "unknown role 'admin'" in out, out
-    proc = _serve(f"sqlite:///{tmp_path / 'missing.db'}", tmp_path, "--port", "0")
+    proc = serve_process(f"sqlite:///{tmp_path / 'missing.db'}", tmp_path, "--port", "0")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 5 and "database_not_found" in out, out
     assert not (tmp_path / "missing.db").exists()  # serving never creates a database

@@ -1,5 +1,6 @@
-"""schemathesis against the published OpenAPI of a real server: no 5xx, and every answer
-(status, content type, headers, body, each server-sent event) as the schema documents it."""
+"""schemathesis against the published OpenAPI of ``flowtrail serve``: no 5xx, and every
+answer (status, content type, headers, body, each server-sent event) as the schema
+documents it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.acceptance.apitools import OPERATOR_TOKEN, ApiServer, both_tokens, config_for
-from tests.acceptance.apitools import write_workflows as write_all
+import httpx
+
+from tests.acceptance.apitools import (
+    OPERATOR_TOKEN,
+    READ_TOKEN,
+    listening_url,
+    serve_process,
+    stop_serving,
+    write_workflows,
+)
 from tests.conftest import migrate_url
 
 CHECKS = (
@@ -18,16 +27,23 @@ CHECKS = (
 
 
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'flowtrail.db'}"
-    migrate_url(url)
-    folder = write_all(tmp_path / "workflows")
+    db = f"sqlite:///{tmp_path / 'flowtrail.db'}"
+    migrate_url(db)
+    folder = write_workflows(tmp_path / "workflows")
     for name in ("sleepy", "steps"):  # nothing that runs long: every stream must end
         (folder / f"{name}.yaml").unlink()
-    server = ApiServer(config_for(url, folder, tokens=both_tokens())).start()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"read {READ_TOKEN}\noperator {OPERATOR_TOKEN}\n")
+    proc = serve_process(
+        db, tmp_path, "--port", "0", "--workflows", str(folder), "--tokens", str(tokens)
+    )
     try:
-        with server.client() as http:
-            ran = http.post("/api/v1/workflows/hello/runs", json={"input": {"name": "st"}})
-            assert ran.status_code == 200, ran.text
+        url = listening_url(proc)
+        auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        ran = httpx.post(
+            f"{url}/api/v1/workflows/hello/runs", json={"input": {"name": "st"}}, headers=auth
+        )
+        assert ran.status_code == 200, ran.text
         # the generated requests name a run and a workflow that exist, so they reach the
         # code behind the 404s, not only the 404s
         config = tmp_path / "schemathesis.toml"
@@ -37,7 +53,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
         result = subprocess.run(
             [
                 sys.executable, "-m", "schemathesis.cli", "--no-color",
-                "--config-file", str(config), "run", f"{server.url}/openapi.json",
+                "--config-file", str(config), "run", f"{url}/openapi.json",
                 "--checks", CHECKS,
                 "--max-examples", "25",
                 "--request-timeout", "30",
@@ -49,6 +65,6 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
             timeout=300,
         )  # fmt: skip
     finally:
-        server.stop()
+        stop_serving(proc)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
