@@ -4,6 +4,7 @@ polls fragments, ticks relative times and drives the keyboard."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import replace
@@ -92,6 +93,21 @@ def _denied(request: Request) -> Response | None:
     return templates.TemplateResponse(request, "login.html", {"title": "Sign in"}, status_code=401)
 
 
+SHORT_ID = 12
+
+
+def distinct_prefix_length(ids: list[str], minimum: int = SHORT_ID) -> int:
+    """How much of each id the list shows: ``minimum`` characters, or more when two ids on
+    the page share that prefix (runs started in the same millisecond do), so no two rows
+    read the same."""
+    ordered = sorted(ids)
+    length = minimum
+    for a, b in itertools.pairwise(ordered):
+        shared = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+        length = max(length, shared + 1)
+    return length
+
+
 def _filters(request: Request) -> tuple[Filters, str | None]:
     query = request.query_params
     try:
@@ -113,6 +129,7 @@ async def _rows_context(
     older = filters.url(cursor=page.next_cursor) if page.next_cursor else None
     return {
         "rows": page.rows,
+        "id_length": distinct_prefix_length([row["id"] for row in page.rows]),
         "older": older,
         "filters": filters,
         "now": utcnow(),
