@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def test_health_ready_and_openapi(api: Callable[..., ApiServer]) -> None:
         spec = http.get("/openapi.json").json()
         assert "/api/v1/runs/{run_id}" in spec["paths"]
         assert http.get("/docs").status_code == 200
+
+
+def test_docs_page_loads_its_assets_from_the_server(api: Callable[..., ApiServer]) -> None:
+    """/docs works offline: every script, style and icon it names is served by us."""
+    server = api()
+    with server.client(token=None) as http:
+        page = http.get("/docs").text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+        scripts_and_styles = [a for a in assets if a.endswith((".js", ".css", ".png"))]
+        assert len(scripts_and_styles) >= 3, page
+        for asset in scripts_and_styles:
+            assert asset.startswith("/"), f"{asset} is not served by flowtrail"
+            answer = http.get(asset)
+            assert answer.status_code == 200 and len(answer.content) > 0, asset
 
 
 def test_run_detail_is_show_json(api: Callable[..., ApiServer], cli: Cli, tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from flowtrail.api import problems
@@ -113,6 +115,11 @@ async def _stop_runs(handles: dict[str, RunHandle]) -> None:
         await asyncio.wait([h.task for h in going], timeout=SHUTDOWN_GRACE_SECONDS)
 
 
+SWAGGER_PREFIX = "/docs-assets"
+SWAGGER_ASSETS = Path(__file__).parent / "swagger"
+"""Swagger UI (swagger-ui-dist, Apache-2.0), vendored so ``/docs`` works offline."""
+
+
 def create_app(config: ServeConfig) -> FastAPI:
     """The app for ``config``. Raises ``SettingsError`` when the workflows folder does not
     load (before anything is served)."""
@@ -122,7 +129,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         summary="Runs of flowtrail workflows: list, inspect, steer and start them.",
         lifespan=_lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below with the package's own Swagger UI assets (no CDN)
         redoc_url=None,
     )
     app.state.config = config
@@ -151,6 +158,18 @@ def create_app(config: ServeConfig) -> FastAPI:
                 503, "store_unavailable", f"the database does not answer: {exc or 'timeout'}"
             ) from None
         return {"status": "ready", "backend": store.backend, "schema_version": version}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="flowtrail API",
+            swagger_js_url=f"{SWAGGER_PREFIX}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_PREFIX}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_PREFIX}/favicon-32x32.png",
+        )
+
+    app.mount(SWAGGER_PREFIX, StaticFiles(directory=SWAGGER_ASSETS), name="swagger")
 
     from flowtrail.api.routes import router
 
