@@ -86,6 +86,27 @@ def test_many_iterations_are_summarized_keeping_the_ends_and_every_failure() -> 
     assert everything.summarized == 0
 
 
+def test_a_handled_failure_is_amber_up_its_chain_and_an_unhandled_one_red() -> None:
+    handled_leaf = span("parse", 10, 11, "error", error="bad row", error_handled=True)
+    handled_iteration = span("lp #1", 10, 20, "error", type="iteration", children=[handled_leaf])
+    ok_iteration = span("lp #0", 0, 10, type="iteration", children=[span("parse", 0, 1)])
+    lp = span("lp", 0, 20, type="loop", children=[ok_iteration, handled_iteration])
+    tree = span("wf", 0, 20, type="workflow", children=[lp])
+    rows = {r.key: r for r in waterfall.build(tree, T0, T0).rows}
+    leaf, iteration, container, root = rows["0.1.0"], rows["0.1"], rows["0"], rows[""]
+    assert leaf.handled and iteration.handled  # the iteration failed only by its handled block
+    assert not any(r.failed_below for r in (iteration, container, root))
+    assert container.handled_below and root.handled_below
+    # an unhandled failure beside it turns the ancestors red again
+    lp["children"].append(
+        span("lp #2", 20, 30, "error", type="iteration", children=[span("parse", 20, 21, "error")])
+    )
+    rows = {r.key: r for r in waterfall.build(tree, T0, T0).rows}
+    assert rows["0"].failed_below and rows[""].failed_below
+    assert rows["0.2"].failed and not rows["0.2"].handled
+    assert rows["0.1"].handled
+
+
 def test_the_row_cap_says_how_many_spans_are_left_out() -> None:
     tree = span("wf", 0, 1000, type="workflow", children=[loop(100)])
     fall = waterfall.build(tree, T0, T0, summarize=False, max_rows=50)

@@ -67,7 +67,10 @@ class Row:
     handled: bool = False
     """It failed, and an error edge or an ``on_error`` took the failure (the run went on)."""
     failed_below: bool = False
-    """A span under this one failed (its name is drawn red even when it succeeded)."""
+    """A span under this one failed unhandled (its name is drawn red even when it
+    succeeded)."""
+    handled_below: bool = False
+    """A span under this one failed and the failure was handled (drawn amber)."""
     has_children: bool = False
     note: str = ""
     kind: str = "span"
@@ -106,6 +109,7 @@ class _Timed:
     end: float | None
     running: bool
     failed_below: bool
+    handled_below: bool
     children: list[_Timed]
     size: int
     latest: float
@@ -119,7 +123,7 @@ def _resolve(span: dict[str, Any], origin: datetime, now_ms: float) -> _Timed:
     start = (started - origin).total_seconds() * 1000 if started else None
     end = (ended - origin).total_seconds() * 1000 if ended else None
     first = last = None
-    failed_below = False
+    failed_below = handled_below = False
     size = 1
     latest = 0.0
     for child in children:
@@ -129,8 +133,13 @@ def _resolve(span: dict[str, Any], origin: datetime, now_ms: float) -> _Timed:
             first = child.start
         if child.end is not None and (last is None or child.end > last):
             last = child.end
-        if not failed_below and (child.failed_below or child.span.get("status") in FAILED):
-            failed_below = True
+        failed_below = failed_below or child.failed_below
+        handled_below = handled_below or child.handled_below
+        if child.span.get("status") in FAILED:
+            if _handled(child):
+                handled_below = True
+            else:
+                failed_below = True
     if start is None:
         start = first
     running = span.get("status") in OPEN
@@ -143,11 +152,20 @@ def _resolve(span: dict[str, Any], origin: datetime, now_ms: float) -> _Timed:
             end = last
     if end is not None and end > latest:
         latest = end
-    return _Timed(span, start, end, running, failed_below, children, size, latest)
+    return _Timed(span, start, end, running, failed_below, handled_below, children, size, latest)
+
+
+def _handled(node: _Timed) -> bool:
+    """A failed span whose failure did not stop its run: an error edge took it, or it is
+    a container or iteration that failed only because a handled failure inside it did."""
+    span = node.span
+    return bool(span.get("error_handled")) or (
+        not span.get("error") and not node.failed_below and node.handled_below
+    )
 
 
 def _failed(node: _Timed) -> bool:
-    return node.span.get("status") in FAILED or node.failed_below
+    return node.span.get("status") in FAILED or node.failed_below or node.handled_below
 
 
 def _summarize(children: list[_Timed]) -> list[_Timed | tuple[int, int]]:
@@ -251,8 +269,9 @@ def build(
             duration_ms=(end - start) if start is not None and end is not None else None,
             running=node.running,
             failed=status in FAILED,
-            handled=bool(span.get("error_handled")),
+            handled=status in FAILED and _handled(node),
             failed_below=node.failed_below,
+            handled_below=node.handled_below,
             has_children=bool(node.children),
             note=_duration_note(node),
         )
