@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -330,29 +331,16 @@ def record_info(rec: RunRecord, now: float) -> RunInfo:
 
 def forced_end_info(rec: RunRecord, end: ForcedEnd, now: float) -> RunInfo:
     """What the run span of a run ended from outside says: the row as seen, and the end."""
-    started = rec.last_started_block
-    completed = rec.last_completed_block
-    return RunInfo(
-        run_id=rec.id,
-        workflow=rec.workflow_name,
+    return dataclasses.replace(
+        record_info(rec, now),
         status=end.status.value,
-        started_at=rec.started_at.timestamp(),
         ended_at=max(now, rec.started_at.timestamp()),
         path=end.path.value,
         finalized_by=end.finalized_by.value,
-        trigger=rec.trigger,
-        attempt=rec.attempt,
-        retry_of=rec.retry_of,
-        cost_total=rec.cost_total,
-        tokens_prompt=rec.tokens_prompt,
-        tokens_completion=rec.tokens_completion,
-        models=tuple(rec.models),
         error_message=end.error_message,
         error_block_id=end.error_block_id,
+        completion_failure=None,
         crash_cause=end.crash_cause,
-        last_started_block=started.block_id if started else None,
-        last_completed_block=completed.block_id if completed else None,
-        epoch=rec.lease_epoch,
     )
 
 

@@ -253,28 +253,26 @@ def _not_found(request: Request, run_id: str) -> Response:
     )
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(request: Request, run_id: str, all: int = 0) -> Response:
+async def _run_response(request: Request, run_id: str, everything: bool, page: str) -> Response:
+    """A run rendered with ``page`` (the whole page, or the fragment a poll swaps in)."""
     if (denied := _denied(request)) is not None:
         return denied
     try:
         async with reader(request) as store:
-            context = await _run_context(request, store, run_id, everything=bool(all))
+            context = await _run_context(request, store, run_id, everything=everything)
     except RunNotFoundError:
         return _not_found(request, run_id)
-    return templates.TemplateResponse(request, "run.html", context)
+    return templates.TemplateResponse(request, page, context)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, run_id: str, all: int = 0) -> Response:
+    return await _run_response(request, run_id, bool(all), "run.html")
 
 
 @router.get("/fragments/runs/{run_id}", response_class=HTMLResponse)
 async def run_fragment(request: Request, run_id: str, all: int = 0) -> Response:
-    if (denied := _denied(request)) is not None:
-        return denied
-    try:
-        async with reader(request) as store:
-            context = await _run_context(request, store, run_id, everything=bool(all))
-    except RunNotFoundError:
-        return _not_found(request, run_id)
-    return templates.TemplateResponse(request, "_run_body.html", context)
+    return await _run_response(request, run_id, bool(all), "_run_body.html")
 
 
 @router.get("/fragments/runs/{run_id}/span", response_class=HTMLResponse)
