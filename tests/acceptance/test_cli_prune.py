@@ -89,10 +89,13 @@ def test_prune_drops_traces_keeps_summaries_and_says_so(cli: Cli, tmp_path: Path
         dry["steps"],
         dry["bytes"],
     )
-    assert report["vacuumed"] and report["size_after"] <= report["size_before"]
+    assert report["vacuumed"] and report["size_before"] > 0 and report["size_after"] > 0
     if size is not None:  # the file itself got smaller
         assert sqlite_bytes(cli.db) < size
         assert report["size_after"] < report["size_before"]
+    # (PostgreSQL: a plain VACUUM makes space reusable without shrinking the files, and its
+    # first pass over a table adds the free-space and visibility maps, so the database may
+    # even grow by a few pages: nothing is asserted about its size.)
 
     for run_id in ended:
         after = cli.show(run_id)
