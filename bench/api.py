@@ -455,7 +455,7 @@ async def _prune_figures(url: str, backend: str, age: timedelta) -> dict[str, An
         explain = "EXPLAIN " if backend == "postgres" else "EXPLAIN QUERY PLAN "
         cutoff = store._ts(utcnow() - age)
         params = {"before": cutoff, "after_started": store._ts(utcnow() - timedelta(days=3650)),
-                  "after_id": "", "statuses": store._statuses(PRUNABLE), "limit": 500}  # fmt: skip
+                  "after_id": "", "statuses": store._text_list(PRUNABLE), "limit": 500}  # fmt: skip
         plan = [
             str(r.get("QUERY PLAN") or r.get("detail"))
             for r in await store._fetch(explain + load_queries(backend)["prune_candidates"], params)

@@ -148,7 +148,7 @@ class PostgresStore(SqlStore):
             "ended_before": self._ts(ended_before),
             "limit": max(0, limit),
             "job_ended": list(JOB_ENDED),
-            "terminal": self._statuses(TERMINAL_STATUSES),
+            "terminal": self._text_list(TERMINAL_STATUSES),
         }
         runs = tuple(
             (
@@ -192,8 +192,8 @@ class PostgresStore(SqlStore):
     def _ts(self, value: Any) -> Any:
         return common.ts_datetime(value)
 
-    def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
-        return [str(s) for s in statuses]
+    def _text_list(self, values: Iterable[str]) -> Any:
+        return [str(v) for v in values]
 
     def _param(self, name: str, sql_type: str) -> str:
         return f"%({name})s::{sql_type}"

@@ -20,7 +20,6 @@ from urllib.parse import quote
 import aiosqlite
 
 from flowtrail.errors import DatabaseNotFoundError, StoreError, StoreUnavailableError
-from flowtrail.status import RunStatus
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
 from flowtrail.store.records import Finalization, FinalizeOutcome
@@ -219,8 +218,8 @@ class SqliteStore(SqlStore):
     def _ts(self, value: Any) -> Any:
         return common.ts_text(value)
 
-    def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
-        return json.dumps([str(s) for s in statuses])
+    def _text_list(self, values: Iterable[str]) -> Any:
+        return json.dumps([str(v) for v in values])
 
     def _param(self, name: str, sql_type: str) -> str:
         return f":{name}"

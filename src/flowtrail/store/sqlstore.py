@@ -8,7 +8,6 @@ timestamps and status lists are bound.
 from __future__ import annotations
 
 import asyncio
-import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -100,8 +99,8 @@ class SqlStore(ABC):
         """Bind a datetime (or None)."""
 
     @abstractmethod
-    def _statuses(self, statuses: Iterable[RunStatus]) -> Any:
-        """Bind a list of statuses for an ``IN``/``ANY`` test."""
+    def _text_list(self, values: Iterable[str]) -> Any:
+        """Bind a list of texts (statuses, run ids) for an ``IN``/``ANY`` test."""
 
     @abstractmethod
     def _param(self, name: str, sql_type: str) -> str:
@@ -222,7 +221,7 @@ class SqlStore(ABC):
             "id": run.retry_of,
             "retried_by": run.id,
             "now": self._ts(now),
-            "retryable": self._statuses(RETRYABLE),
+            "retryable": self._text_list(RETRYABLE),
         }
         async with self._transaction():
             if not await self._q_unlocked("link_retry", link):
@@ -234,7 +233,7 @@ class SqlStore(ABC):
 
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
         now = common.utcnow()
-        sources = self._statuses(sources_for(fin.status))
+        sources = self._text_list(sources_for(fin.status))
         params = common.finalize_params(run_id, fin, now, self._ts, sources)
         if await self._q("finalize", params, steps=common.step_rows(fin.steps)):
             return FinalizeOutcome(True, fin.status, fin.path)
@@ -269,10 +268,10 @@ class SqlStore(ABC):
             "output": common.CANCELLED_OUTPUT,
             "level": "info",
             "max_duration_ms": common.MAX_DURATION_MS,
-            "request_from": self._statuses(cancellable),
+            "request_from": self._text_list(cancellable),
             # A running run has an engine that sees the flag and finalizes itself; a
             # queued or paused one has none, so the request ends it here.
-            "finalize_from": self._statuses(s for s in cancellable if s is not RunStatus.RUNNING),
+            "finalize_from": self._text_list(s for s in cancellable if s is not RunStatus.RUNNING),
         }
         rows = await self._q("request_cancel", params)
         if rows:
@@ -546,7 +545,7 @@ class SqlStore(ABC):
             "before": self._ts(before),
             "after_started": self._ts(after[0] if after else _KEYSET_START),
             "after_id": after[1] if after else "",
-            "statuses": self._statuses(wanted),
+            "statuses": self._text_list(wanted),
             "limit": max(1, limit),
         }
         stats: list[Row] = []
@@ -554,18 +553,18 @@ class SqlStore(ABC):
             found = await self._q("prune_candidates", params)
             ids = [row["id"] for row in found if row["ended_before"]]
             if ids:
-                stats = await self._q("prune_step_stats", {"ids": self._ids(ids)})
+                stats = await self._q("prune_step_stats", {"ids": self._text_list(ids)})
             return self._pruned(found, ids, stats)
         async with self._transaction():  # one batch, one short transaction
             found = await self._q_unlocked("prune_candidates", params)
             ids = [row["id"] for row in found if row["ended_before"]]
             if ids:
-                change = {"ids": self._ids(ids), "statuses": params["statuses"]}
+                change = {"ids": self._text_list(ids), "statuses": params["statuses"]}
                 pruned = await self._q_unlocked("prune_runs", {**change, "now": self._ts(now)})
                 ids = [row["id"] for row in pruned]
             if ids:
-                stats = await self._q_unlocked("prune_step_stats", {"ids": self._ids(ids)})
-                await self._q_unlocked("prune_steps", {"ids": self._ids(ids)})
+                stats = await self._q_unlocked("prune_step_stats", {"ids": self._text_list(ids)})
+                await self._q_unlocked("prune_steps", {"ids": self._text_list(ids)})
         return self._pruned(found, ids, stats)
 
     @staticmethod
@@ -580,9 +579,6 @@ class SqlStore(ABC):
             + (int(stats[0]["doc_bytes"]) if stats else 0),
             last=None if last is None or started is None else (started, str(last["id"])),
         )
-
-    def _ids(self, ids: list[str]) -> Any:
-        return json.dumps(ids) if self.backend == "sqlite" else ids
 
     async def database_size(self) -> int:
         """Bytes the runs take: the SQLite file's pages, or PostgreSQL's two tables with
