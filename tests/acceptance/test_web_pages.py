@@ -109,3 +109,16 @@ def test_filters_fragments_and_bad_input(site: str, runs: dict[str, str]) -> Non
     css = get(site, "/static/app.css")
     assert css.status_code == 200 and "--failed" in css.text
     assert get(site, "/static/app.js").status_code == 200
+
+
+def test_an_empty_list_says_how_to_start_and_a_filtered_one_how_to_clear(
+    store_url: str,
+) -> None:
+    app = create_app(ServeConfig(settings=Settings(database_url=store_url)))
+    with serve(app) as base:
+        empty = get(base, "/")
+        assert empty.status_code == 200
+        assert "No runs yet" in empty.text and "flowtrail run FILE" in empty.text
+        filtered = get(base, "/fragments/runs", params={"workflow": "nothing"})
+        assert "No runs match these filters" in filtered.text
+        assert "No runs yet" not in filtered.text
