@@ -416,11 +416,39 @@ def _roots(ast: nodes.Node) -> Iterator[tuple[str, tuple[str, ...]]]:
             yield cur.name, tuple(reversed(path))
 
 
+def _path_roots(source: str) -> list[tuple[str, tuple[str, ...]]] | None:
+    """What :func:`_roots` gives for a plain path (``a.b["c"]``), read without Jinja's
+    parser; ``None`` for anything else. The path stops at a numeric index, as there."""
+    match = _PATH.match(source)
+    if match is None:
+        return None
+    root, steps = match["root"], match["steps"]
+    if root in ENV.globals or root in ("true", "false", "none", "True", "False", "None"):
+        return None
+    path: list[str] = []
+    consumed = 0
+    for step in _STEPS.finditer(steps):
+        if step.start() != consumed:
+            return None
+        consumed = step.end()
+        if step["index"] is not None:
+            break
+        path.append(step["attr"] if step["attr"] is not None else step["key"])
+    else:
+        if consumed != len(steps):
+            return None  # a key _STEPS reads differently from the _PATH match: ask Jinja
+    return [(root, tuple(path))]
+
+
 def references(value: Any) -> list[tuple[str, tuple[str, ...]]]:
     """The names (and attribute paths) a value's templates read; raises ValueError on
     a syntax error."""
     found: list[tuple[str, tuple[str, ...]]] = []
     for source, bare in _template_sources(value):
+        plain = _path_roots(source) if bare else None
+        if plain is not None:
+            found.extend(plain)
+            continue
         text = "{{ " + source + " }}" if bare else source
         found.extend(_parsed("template", source, lambda t=text: list(_roots(ENV.parse(t)))))  # type: ignore[misc]
     return found

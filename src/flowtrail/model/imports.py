@@ -64,6 +64,25 @@ def load_module(module_name: str, folder: Path | None) -> ModuleType:
 
 
 def resolve_call(target: str, search: Path | None = None) -> Callable[..., Any]:
+    """:func:`find_call`, remembered per (target, folder) once it succeeds: a workflow of
+    10,000 blocks calling one function checks the folder and imports once, not 10,000
+    times (modules are imported once per process anyway)."""
+    key = (target, search)
+    found = _resolved.get(key)
+    if found is None:
+        found = find_call(target, search)
+        with _lock:
+            if len(_resolved) >= _RESOLVED_MAX:
+                _resolved.clear()
+            _resolved[key] = found
+    return found
+
+
+_resolved: dict[tuple[str, Path | None], Callable[..., Any]] = {}
+_RESOLVED_MAX = 4096
+
+
+def find_call(target: str, search: Path | None = None) -> Callable[..., Any]:
     """Import ``module:attr`` (looked up first in the workflow file's folder, ``search``).
     Raises ``ValueError`` saying what is wrong, also when importing the module raised
     ``SystemExit`` or ``KeyboardInterrupt``: that is a broken module, not a request to stop."""

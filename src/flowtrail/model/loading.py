@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -12,8 +12,6 @@ from pydantic import ValidationError
 from flowtrail.errors import InputError, Problem, WorkflowParseError, WorkflowValidationError
 from flowtrail.model.definition import BLOCK_TYPES, WorkflowDefinition
 from flowtrail.model.limits import (
-    MAX_NESTING,
-    MAX_YAML_VALUES,
     TOO_MANY_DIGITS,
     LimitError,
     clip,
@@ -22,105 +20,27 @@ from flowtrail.model.limits import (
     value_problems,
 )
 from flowtrail.model.messages import did_you_mean, reword
-
-Positions = dict[tuple[str, ...], int]
-
-
-def _walk_positions(
-    node: yaml.Node,
-    path: tuple[str, ...],
-    out: Positions,
-    problems: list[Problem],
-    seen_nodes: set[int],
-) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if id(node) in seen_nodes:
-        return  # an alias: its keys were checked (and its lines noted) where it was written
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                problems.append(
-                    Problem(
-                        f"duplicate key '{clip(key)}'",
-                        block_id=key if path and path[-1] == "blocks" else None,
-                        line=key_node.start_mark.line + 1,
-                        code="duplicate_id" if path and path[-1] == "blocks" else "duplicate_key",
-                    )
-                )
-            seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _walk_positions(value_node, (*path, key), out, problems, seen_nodes)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk_positions(item, (*path, str(i)), out, problems, seen_nodes)
+from flowtrail.model.yamlread import (
+    LazyLines,
+    LimitMark,
+    NotPlain,
+    Positions,
+    full_document,
+    lines_of,
+    plain_document,
+)
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, bounded: the composer recurses once per nesting level, and
-    aliases can make a few hundred bytes expand to billions of values."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.depth = 0
-        self.sizes: dict[int, int] = {}  # expanded value count of each finished node
-
-    def _limit(self, message: str, event: yaml.Event, code: str) -> NoReturn:
-        raise yaml.YAMLError(_LimitMark(message, event.start_mark, code))
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent):
-            node = self.anchors.get(event.anchor) if event.anchor is not None else None
-            if node is not None and id(node) not in self.sizes:
-                self._limit(
-                    f"alias *{clip(event.anchor)} refers to a value holding it", event, "too_deep"
-                )
-            return super().compose_node(parent, index)
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            self._limit(f"nested more than {MAX_NESTING} levels deep", event, "too_deep")
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-        size = 1
-        if isinstance(node, yaml.MappingNode):
-            size += sum(self.sizes[id(k)] + self.sizes[id(v)] for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            size += sum(self.sizes[id(item)] for item in node.value)
-        if size > MAX_YAML_VALUES:
-            self._limit(
-                f"expands to more than {MAX_YAML_VALUES:,} values (through aliases); "
-                "write the values out or use fewer aliases",
-                event,
-                "too_large",
-            )
-        self.sizes[id(node)] = size
-        return node
-
-
-class _LimitMark:
-    """Carries a limit's message and place through PyYAML's error type."""
-
-    def __init__(self, message: str, mark: Any, code: str) -> None:
-        self.message = message
-        self.mark = mark
-        self.code = code
-
-
-def _parse_yaml(text: str, filename: str | None) -> tuple[Any, yaml.Node | None]:
-    loader: _Loader | None = None
+def _parse_yaml(text: str, filename: str | None) -> tuple[Any, Positions]:
     try:
-        loader = _Loader(text)  # the reader refuses control characters right away
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
-        return data, node
+        return plain_document(text), LazyLines(text)
+    except NotPlain:
+        pass
+    try:
+        data, node = full_document(text)  # the reader refuses control characters right away
     except yaml.YAMLError as exc:
         arg = exc.args[0] if exc.args else None
-        if isinstance(arg, _LimitMark):
+        if isinstance(arg, LimitMark):
             raise _parse_error(arg.message, arg.mark.line + 1, filename, arg.code) from None
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)
@@ -132,9 +52,12 @@ def _parse_yaml(text: str, filename: str | None) -> tuple[Any, yaml.Node | None]
         ) from None
     except ValueError:  # an integer past Python's int-string limit
         raise _parse_error(TOO_MANY_DIGITS, None, filename, "too_large") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+    if node is None:
+        return data, {}
+    positions, problems = lines_of(node)
+    if problems:
+        raise WorkflowValidationError([_in_file(p, filename) for p in problems])
+    return data, positions
 
 
 def _parse_error(message: str, line: int | None, filename: str | None, code: str) -> Exception:
@@ -144,24 +67,17 @@ def _parse_error(message: str, line: int | None, filename: str | None, code: str
 def parse_document(text: str, *, filename: str | None = None) -> tuple[Any, Positions]:
     """Parse YAML (JSON is YAML too, but gets JSON's own error messages), within the
     limits of :mod:`flowtrail.model.limits`."""
-    positions: Positions = {}
     stripped = text.lstrip()
     if (filename and filename.endswith(".json")) or stripped.startswith("{"):
         try:
-            return parse_json(text), positions
+            return parse_json(text), {}
         except json.JSONDecodeError as exc:
             raise _parse_error(
                 f"malformed JSON: {exc.msg}", exc.lineno, filename, "malformed_workflow"
             ) from None
         except LimitError as exc:
             raise _parse_error(str(exc), None, filename, exc.code) from None
-    data, node = _parse_yaml(text, filename)
-    problems: list[Problem] = []
-    if node is not None:
-        _walk_positions(node, (), positions, problems, set())
-    if problems:
-        raise WorkflowValidationError([_in_file(p, filename) for p in problems])
-    return data, positions
+    return _parse_yaml(text, filename)
 
 
 def _in_file(problem: Problem, filename: str | None) -> Problem:
