@@ -172,6 +172,7 @@ class Runner:
         deadline = s.run_timeout or workflow.definition.timeout
         return RunOptions(
             max_concurrency=s.max_concurrency,
+            inline_sync_seconds=s.inline_sync_seconds,
             deadline_seconds=deadline,
             prices=s.prices,
             agent_base_url=s.agent_base_url,

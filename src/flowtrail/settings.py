@@ -55,6 +55,11 @@ class Settings:
     by default the nearest ``.flowtrail/`` folder upwards holds the SQLite file."""
     max_concurrency: int = 64
     """``FLOWTRAIL_MAX_CONCURRENCY``: blocks running at once in one run, children included."""
+    inline_sync_seconds: float = 0.002
+    """``FLOWTRAIL_INLINE_SYNC_SECONDS``: a sync function block whose calls have all taken
+    less than this runs on the event loop's own thread, skipping the hop to a worker
+    thread and back; its first calls (and every call of a block with a ``timeout:``) run
+    in a worker thread. 0 sends every call to a worker thread."""
     run_timeout: float | None = None
     """``FLOWTRAIL_RUN_TIMEOUT`` or ``--timeout``: the run deadline in seconds (None: none)."""
     cancel_poll_seconds: float = 0.5
@@ -115,6 +120,10 @@ class Settings:
     (or ``..._TRACES_ENDPOINT``) is set. See ``flowtrail.otel``."""
 
     def __post_init__(self) -> None:
+        if not self.inline_sync_seconds >= 0:
+            raise SettingsError(
+                f"inline_sync_seconds must be 0 or more, got {self.inline_sync_seconds}"
+            )
         if self.max_concurrency < 1:
             raise SettingsError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.run_timeout is not None and self.run_timeout <= 0:
@@ -165,6 +174,7 @@ class Settings:
             values["database_url"] = env["FLOWTRAIL_DATABASE_URL"]
         for key, name, conv in (
             ("FLOWTRAIL_MAX_CONCURRENCY", "max_concurrency", int),
+            ("FLOWTRAIL_INLINE_SYNC_SECONDS", "inline_sync_seconds", float),
             ("FLOWTRAIL_RUN_TIMEOUT", "run_timeout", float),
             ("FLOWTRAIL_CANCEL_POLL_SECONDS", "cancel_poll_seconds", float),
             ("FLOWTRAIL_LEASE_SECONDS", "lease_seconds", float),

@@ -34,6 +34,7 @@ log = logging.getLogger("flowtrail.engine")
 @dataclass(frozen=True)
 class RunOptions:
     max_concurrency: int = 64
+    inline_sync_seconds: float = 0.002  # see Settings.inline_sync_seconds
     deadline_seconds: float | None = None
     prices: Prices = field(default_factory=Prices)
     agent_base_url: str | None = None
@@ -118,6 +119,7 @@ class Execution:
             search_path=workflow.source.parent if workflow.source else None,
             threads=threads,
             resume_input=resume_input,
+            inline_sync_seconds=self.options.inline_sync_seconds,
         )
 
     # -- events ------------------------------------------------------------------------

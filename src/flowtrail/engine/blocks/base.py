@@ -66,6 +66,7 @@ class BlockServices:
     search_path: Any
     threads: Executor | None = None  # sync function blocks; None = the loop's default
     resume_input: Any = None
+    inline_sync_seconds: float = 0.0  # see Settings.inline_sync_seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""``function``: calls a Python function (sync in a worker thread, or async) with ``with:``."""
+"""``function``: calls a Python function (sync in a worker thread, or on the loop's thread once
+it has proven quick; or async) with ``with:``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,8 @@ from flowtrail.errors import BlockError
 from flowtrail.model.definition import FunctionBlock
 from flowtrail.model.graph import Node
 from flowtrail.model.imports import resolve_call
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from flowtrail.engine.scope import ScopeRun
@@ -38,19 +43,28 @@ class Function(Leaf):
             CurrentStep(ex.run_id, node.id, scope.position, ex.attempt, ex.first_run_id)
         )
         try:
-            fn, is_async = _function(spec, services.search_path)
-            if is_async:
+            target = _function(spec, services.search_path)
+            fn = target.fn
+            if target.is_async:
                 value = await fn(**inputs)
             else:
-                call = functools.partial(contextvars.copy_context().run, fn, **inputs)
-                value = await asyncio.get_running_loop().run_in_executor(services.threads, call)
+                limit = services.inline_sync_seconds
+                if target.proven >= _PROVEN and spec.timeout is None and limit > 0:
+                    value = target.inline(inputs, limit)
+                else:
+                    call = functools.partial(target.timed, contextvars.copy_context(), inputs)
+                    loop = asyncio.get_running_loop()
+                    value, took = await loop.run_in_executor(services.threads, call)
+                    target.judge(took, limit)
                 if inspect.isawaitable(value):
                     value = await value
         except (SystemExit, KeyboardInterrupt) as exc:
             # Raised by the block's own code, these would end the engine (asyncio re-raises
             # them out of the event loop) with no record of where they came from. A real
             # Ctrl-C never arrives this way: the CLI and asyncio.run turn SIGINT into a
-            # cancel of the run, and sync blocks run in worker threads signals never reach.
+            # cancel of the run, and sync blocks run in worker threads signals never reach
+            # (or, once proven quick, on the loop's thread, whose signal handlers only
+            # note the signal for the loop).
             raise BlockError(f"the function raised {_exit_text(exc)}", node.id) from exc
         finally:
             CURRENT.reset(token)
@@ -63,16 +77,63 @@ class Function(Leaf):
 
 KIND = Function()
 
-_callables: dict[tuple[str, str], tuple[Callable[..., Any], bool]] = {}
+_PROVEN = 3
+"""Calls in a row that must each take less than ``inline_sync_seconds`` in a worker
+thread before a sync function runs on the event loop's thread."""
 
 
-def _function(spec: FunctionBlock, search: Any) -> tuple[Callable[..., Any], bool]:
-    """The callable and whether it is async, imported once per (target, folder)."""
+class _Target:
+    """A block's callable, and how its calls have gone in this process.
+
+    A sync function runs in a worker thread until it has proven quick (``_PROVEN`` calls
+    in a row under ``inline_sync_seconds``); from then on it runs on the event loop's own
+    thread, which saves the two thread hand-offs (the larger part of a trivial block's
+    cost). One call that takes longer sends it back to worker threads for good, so the
+    loop (heartbeats, signals, cancels, timers, other branches) is held up at most once,
+    by one call. Blocks with a ``timeout:`` always take a thread, so the timer can fire
+    while the call still runs. Only the event loop's thread changes these counters."""
+
+    __slots__ = ("fn", "is_async", "proven")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.proven = 0  # quick calls in a row; -1: it was slow once, threads for good
+
+    def timed(self, context: contextvars.Context, inputs: dict[str, Any]) -> tuple[Any, float]:
+        """In the worker thread: the call's value and how long it took."""
+        began = time.perf_counter()
+        value = context.run(self.fn, **inputs)
+        return value, time.perf_counter() - began
+
+    def judge(self, took: float, limit: float) -> None:
+        if self.proven >= 0:
+            self.proven = self.proven + 1 if took < limit else 0
+
+    def inline(self, inputs: dict[str, Any], limit: float) -> Any:
+        began = time.perf_counter()
+        try:
+            return contextvars.copy_context().run(self.fn, **inputs)
+        finally:
+            if time.perf_counter() - began >= limit:
+                self.proven = -1
+                log.info(
+                    "%s took longer than %gs on the event loop's thread; its calls go to "
+                    "worker threads from now on",
+                    getattr(self.fn, "__qualname__", self.fn),
+                    limit,
+                )
+
+
+_callables: dict[tuple[str, str], _Target] = {}
+
+
+def _function(spec: FunctionBlock, search: Any) -> _Target:
+    """The callable and how its calls have gone, imported once per (target, folder)."""
     key = (spec.call, str(search))
     found = _callables.get(key)
     if found is None:
-        fn = resolve_call(spec.call, search)
-        found = _callables[key] = (fn, inspect.iscoroutinefunction(fn))
+        found = _callables[key] = _Target(resolve_call(spec.call, search))
     return found
 
 
