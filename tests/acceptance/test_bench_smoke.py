@@ -66,3 +66,27 @@ def test_otel_benchmark_runs_and_reports_json() -> None:
     # 2N + 3 and N + 2 spans, all flushed
     assert [r["spans"] for r in report["results"]] == [43, 22]
     assert report["otlp_bytes"] > 0
+
+
+def test_versus_dbos_benchmark_flowtrail_only(tmp_path: Path) -> None:
+    venv = tmp_path / "dbos-venv"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "versus_dbos.py"), "--skip-dbos", "--small", "5",
+         "--large", "20", "--repeat", "1", "--backends", "sqlite", "--json",
+         "--dbos-venv", str(venv)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config"]["dbos"] is None and not venv.exists(), "--skip-dbos installs nothing"
+    assert set(report["scenarios"]) == {"sqlite/flowtrail", "sqlite/flowtrail/busy"}
+    flowtrail = report["scenarios"]["sqlite/flowtrail"]
+    for n in ("5", "10", "20"):  # whole-process wall times and peak RSS of each chain length
+        assert flowtrail["seconds"][n] > 0 and flowtrail["peak_rss_mb"][n] > 0
+    assert flowtrail["cold_start_s"] == flowtrail["seconds"]["10"]
+    # 15 blocks apart the difference can drown in start-up noise: a number, of any sign.
+    assert isinstance(flowtrail["marginal_us"], float)
+    assert report["scenarios"]["sqlite/flowtrail/busy"]["seconds"]["20"] > 0
+    [target] = report["targets"]
+    assert (target["backend"], target["limit"]) == ("sqlite", 10.0)
+    assert target["value"] is None and target["met"] is None  # no DBOS, no verdict
