@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from flowtrail.cli.common import EXIT_INVALID, DbOption, JsonOption, err, guard, out, settings_for
-from flowtrail.cli.output import dump, inputs_table
+from flowtrail.cli.output import inputs_table, print_json
 from flowtrail.errors import WorkflowError
 from flowtrail.model.compile import compile_file
 from flowtrail.model.definition import WorkflowDefinition
@@ -33,22 +33,21 @@ def validate(
         workflow = compile_file(file)
     except WorkflowError as exc:
         if as_json:
-            out.print(
-                dump(
-                    {
-                        "valid": False,
-                        "problems": [
-                            {
-                                "code": p.code,
-                                "message": p.message,
-                                "block_id": p.block_id,
-                                "line": p.line,
-                                "file": p.file,
-                            }
-                            for p in exc.problems
-                        ],
-                    }
-                )
+            print_json(
+                out,
+                {
+                    "valid": False,
+                    "problems": [
+                        {
+                            "code": p.code,
+                            "message": p.message,
+                            "block_id": p.block_id,
+                            "line": p.line,
+                            "file": p.file,
+                        }
+                        for p in exc.problems
+                    ],
+                },
             )
         for problem in exc.problems:
             err.print(f"[red]✗[/] {escape(str(problem))}", markup=True)
@@ -62,7 +61,7 @@ def validate(
         }
         if declared is not None:
             data["inputs"] = declared
-        out.print(dump(data))
+        print_json(out, data)
         return
     err.print(
         f"[green]✓[/] {escape(str(file))}: workflow '{escape(workflow.name)}' is valid",
@@ -77,7 +76,7 @@ def validate(
 
 def schema() -> None:
     """Print the JSON Schema of the workflow format."""
-    out.print(dump(WorkflowDefinition.model_json_schema(by_alias=True)))
+    print_json(out, WorkflowDefinition.model_json_schema(by_alias=True))
 
 
 def db_upgrade(db: DbOption = None) -> None:

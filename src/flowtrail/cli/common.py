@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowtrail.cli.output import dump
+from flowtrail.cli.output import print_json
 from flowtrail.errors import (
     AmbiguousRunIdError,
     DatabaseNotFoundError,
@@ -97,7 +97,7 @@ def fail(code: int, error: FlowtrailError | Interrupted | str, as_json: bool = F
         data: dict[str, Any] = {"code": kind, "message": message}
         if isinstance(error, AmbiguousRunIdError):
             data["candidates"] = error.candidates
-        out.print(dump({"error": data}))
+        print_json(out, {"error": data})
     err.print(f"[red]error[/] ({kind}): {escape(message)}", markup=True)
     raise typer.Exit(code)
 

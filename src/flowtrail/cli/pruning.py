@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
-from flowtrail.cli.output import dump
+from flowtrail.cli.output import print_json
 from flowtrail.errors import InputError
 from flowtrail.retention import DEFAULT_BATCH, MAX_BATCH, PRUNABLE, PruneReport, parse_age, prune
 from flowtrail.status import RunStatus
@@ -73,7 +73,7 @@ def prune_runs(
         finally:
             await store.close()
         if as_json:
-            out.print(dump(report.to_dict()))
+            print_json(out, report.to_dict())
         err.print(describe(report), highlight=False)
         return 0
 

@@ -22,7 +22,7 @@ from flowtrail.cli.common import (
     out,
     settings_for,
 )
-from flowtrail.cli.output import dump, show_record
+from flowtrail.cli.output import print_json, show_record
 from flowtrail.cli.stopping import SIGNALS, Stopper, resume_command
 from flowtrail.cli.sweeping import recovery
 from flowtrail.diagnostics.masking import Masker
@@ -106,7 +106,7 @@ async def _follow(store: Store, run_id: str, stopper: Stopper) -> RunRecord:
 def _print(record: RunRecord, as_json: bool, db: str | None) -> None:
     data: dict[str, Any] = record_json(record)
     if as_json:
-        out.print(dump(data))
+        print_json(out, data)
         return
     show_record(err, data, spans=False)
     if record.status is RunStatus.PAUSED:

@@ -21,7 +21,7 @@ from flowtrail.cli.common import (
     settings_for,
 )
 from flowtrail.cli.output import (
-    dump,
+    print_json,
     runs_table,
     short_id_length,
     show_record,
@@ -62,7 +62,7 @@ def show(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False
             record, steps, found, now=utcnow(), lease_seconds=settings.lease_seconds
         )
         if as_json:
-            out.print(dump(data))
+            print_json(out, data)
             return 0
         show_record(out, data)
         if not record.status.terminal and not _has_trace(data) and steps:
@@ -157,7 +157,7 @@ def list_runs(
         now = utcnow()
         data = [run_summary(r, now=now, lease_seconds=settings.lease_seconds) for r in page.rows]
         if as_json:
-            out.print(dump(data))
+            print_json(out, data)
         else:
             out.print(runs_table(data, short, out.width))
         if page.next_cursor is not None:
@@ -224,7 +224,7 @@ def why(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = False)
         finally:
             await store.close()
         if as_json:
-            out.print(dump(found.to_dict()))
+            print_json(out, found.to_dict())
         else:
             show_verdict(out, found.to_dict())
         return 0
@@ -277,7 +277,7 @@ def cancel(run_id: RunIdArgument, db: DbOption = None, as_json: JsonOption = Fal
             "message": message,
         }
         if as_json:
-            out.print(dump(data))
+            print_json(out, data)
         err.print(message)
         return code
 

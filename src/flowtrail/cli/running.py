@@ -22,7 +22,7 @@ from flowtrail.cli.common import (
     resolve_run_id,
     settings_for,
 )
-from flowtrail.cli.output import dump, show_record
+from flowtrail.cli.output import print_json, show_record
 from flowtrail.cli.progress import Progress
 from flowtrail.cli.queueing import enqueue
 from flowtrail.cli.stopping import Stopper, resume_command
@@ -49,7 +49,7 @@ async def finish(
     else:
         data = unrecorded_json(report)
     if as_json:
-        out.print(dump(data))
+        print_json(out, data)
     else:
         show_record(err, data, spans=False)
         if data["status"] == RunStatus.PAUSED.value and store is not None:
@@ -85,7 +85,7 @@ async def not_final(report: RunReport, store: Store, as_json: bool) -> int:
             run_error=data["error"],
             error={"code": "record_not_final", "message": message},
         )
-        out.print(dump(data))
+        print_json(out, data)
     err.print(f"[red]error[/] (record_not_final): {message}", markup=True)
     return EXIT_STORE
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import Awaitable
 from contextlib import suppress
@@ -11,10 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.text import Text
 
 from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
-from flowtrail.cli.output import dump
+from flowtrail.cli.output import print_json
 from flowtrail.liveness.sweeper import (
     Recover,
     Sweeper,
@@ -90,7 +88,7 @@ def show(report: SweepReport, as_json: bool, *, pretty: bool = False) -> None:
     """One pass: JSON on stdout (one object; one line per pass in a loop), or a line per
     run ended on stderr. A loop says nothing about a pass that ended nothing."""
     if as_json:
-        out.print(dump(report.to_dict()) if pretty else Text(json.dumps(report.to_dict())))
+        print_json(out, report.to_dict(), indent=2 if pretty else None)
     for action in report.actions:
         err.print(
             f"run {action.run_id}: {action.status.value} ({action.action}): "

@@ -30,6 +30,7 @@ from flowtrail.engine.events import (
     Event,
     StartEvent,
 )
+from flowtrail.engine.tasks import running_tasks
 from flowtrail.store.base import Store
 from flowtrail.store.newest import is_newer
 from flowtrail.store.records import CompletedMarker, ProgressWrite, RunRecord, StartedMarker
@@ -209,7 +210,13 @@ class Recorder:
         """Return once everything noted so far is durable (or its write has failed).
 
         One long-lived writer serves every caller: whoever asks while a write is in
-        flight is answered by the next one, which covers them all."""
+        flight is answered by the next one, which covers them all. When this block runs
+        alone (a chain: nobody to share a write with), no write is in flight and the
+        store can write at once (SQLite, database free), the write is done right here,
+        without a task or a wait."""
+        alone = not running_tasks() and not self._waiters and not self._in_flight
+        if alone and self._write_now():
+            return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         if self._writer is None or self._writer.done():
@@ -245,31 +252,60 @@ class Recorder:
                         continue
                     return
 
-    async def _write_once(self) -> None:
+    def _take(self) -> ProgressWrite | None:
+        """What the next write carries (taken: a failed write puts it back)."""
         started, completed = self.markers.take()
         cost = self.usage.cost_total if self._cost_dirty else None
         self._cost_dirty = False
         steps = self.steps.take()
         if not (started or completed or cost is not None or steps):
-            return
+            return None
         failures = self.write_failures if self.write_failures else None
+        return ProgressWrite(started, completed, cost, failures, self.epoch, steps)
+
+    def _put_back(self, write: ProgressWrite) -> None:
+        self.markers.put_back(write.started, write.completed)
+        self.steps.put_back(write.steps)
+        self._cost_dirty = self._cost_dirty or write.cost_total is not None
+
+    def _write_failed(self, write: ProgressWrite, exc: Exception) -> None:
+        # Superseded by the next write: put back what no newer marker replaced.
+        self.write_failures += 1
+        log.warning("progress write for run %s failed (%s); it will be retried", self.run_id, exc)
+        self._put_back(write)
+
+    def _write_now(self) -> bool:
+        """Write what is pending before returning, if the store can (True); False: it
+        cannot right now, so the writer task must."""
+        now = getattr(self.store, "write_progress_now", None)
+        if now is None:
+            return False
+        write = self._take()
+        if write is None:
+            return True
+        try:
+            cancel = now(self.run_id, write)
+        except Exception as exc:
+            self._write_failed(write, exc)
+            return True
+        if cancel is None:
+            self._put_back(write)
+            return False
+        self._last_write = time.monotonic()
+        if cancel:
+            self.cancel_requested()
+        return True
+
+    async def _write_once(self) -> None:
+        write = self._take()
+        if write is None:
+            return
         self._in_flight = True
         try:
-            cancel = await self.store.write_progress(
-                self.run_id,
-                ProgressWrite(started, completed, cost, failures, self.epoch, steps),
-            )
-            if cancel:
+            if await self.store.write_progress(self.run_id, write):
                 self.cancel_requested()
         except Exception as exc:
-            # Superseded by the next write: put back what no newer marker replaced.
-            self.write_failures += 1
-            log.warning(
-                "progress write for run %s failed (%s); it will be retried", self.run_id, exc
-            )
-            self.markers.put_back(started, completed)
-            self.steps.put_back(steps)
-            self._cost_dirty = self._cost_dirty or cost is not None
+            self._write_failed(write, exc)
         finally:
             self._in_flight = False
             self._last_write = time.monotonic()

@@ -7,11 +7,26 @@ quadratic for a wide parallel; here each task reports itself once, when it finis
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 R = TypeVar("R")
+
+
+_live = threading.local()  # an event loop keeps to its thread
+
+
+def running_tasks() -> int:
+    """Branches (of parallels and of scopes that fan out) running on this thread's event
+    loop, in every run: none means blocks here run one at a time, so a block's start
+    marker has nobody to share its write with."""
+    return getattr(_live, "count", 0)
+
+
+def _ended(_task: asyncio.Task[Any]) -> None:
+    _live.count = running_tasks() - 1
 
 
 class Running(Generic[K, R]):
@@ -25,6 +40,8 @@ class Running(Generic[K, R]):
     def spawn(self, coro: Coroutine[Any, Any, R], key: K) -> None:
         task = asyncio.ensure_future(coro)
         self._keys[task] = key
+        _live.count = running_tasks() + 1
+        task.add_done_callback(_ended)
         task.add_done_callback(self._done.put_nowait)
 
     async def next(self) -> tuple[asyncio.Task[R], K]:

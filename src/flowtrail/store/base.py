@@ -76,6 +76,12 @@ class Store(Protocol):
         ended it)."""
         ...
 
+    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
+        """The same write, done before returning (no await), where the backend can do it
+        cheaply now; ``None`` when it cannot (nothing was written): await
+        :meth:`write_progress` instead."""
+        ...
+
     async def list_steps(self, run_id: str) -> list[StepRecord]:
         """The run's steps (block executions and containers), in the order they started."""
         ...

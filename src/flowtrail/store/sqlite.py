@@ -11,7 +11,8 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,15 @@ import aiosqlite
 from flowtrail.errors import DatabaseNotFoundError, StoreError, StoreUnavailableError
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
-from flowtrail.store.records import Finalization, FinalizeOutcome
+from flowtrail.store.records import Finalization, FinalizeOutcome, ProgressWrite
 from flowtrail.store.sqlstore import Row, SqlStore
 
 _FileId = tuple[int, int]
 
 # busy_timeout first: switching to WAL needs a lock another process may be holding.
+_BUSY_TIMEOUT = "PRAGMA busy_timeout=5000"
 _PRAGMAS = (
-    "PRAGMA busy_timeout=5000",
+    _BUSY_TIMEOUT,
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
@@ -46,6 +48,10 @@ _UNAVAILABLE = (
     "readonly database",
     "database or disk is full",
 )
+
+
+class _Locked(Exception):
+    """Another connection holds the write lock: the write goes where it may wait."""
 
 
 def sqlite_path(url: str) -> str:
@@ -91,6 +97,10 @@ class SqliteStore(SqlStore):
         self.create = create
         self._db: aiosqlite.Connection | None = None
         self._file: _FileId | None = None
+        self._busy = threading.RLock()  # held by whichever thread is using the connection
+        self.progress_on_loop = True
+        """Progress writes run on the event loop's thread when the database is free (see
+        ``_on_loop``); off, every statement goes to the connection's thread."""
 
     def _file_id(self) -> _FileId | None:
         try:
@@ -114,13 +124,20 @@ class SqliteStore(SqlStore):
             )
         try:
             if memory:
-                self._db = await aiosqlite.connect(self.path, isolation_level=None)
+                self._db = await aiosqlite.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
             else:
                 if self.create:
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 mode = "rwc" if self.create else "rw"
                 uri = f"file:{quote(self._abspath)}?mode={mode}"
-                self._db = await aiosqlite.connect(uri, isolation_level=None, uri=True)
+                # check_same_thread off: progress writes may run on the event loop's
+                # thread, always under the store's lock, never beside the connection's
+                # own thread.
+                self._db = await aiosqlite.connect(
+                    uri, isolation_level=None, uri=True, check_same_thread=False
+                )
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.url}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
@@ -150,50 +167,113 @@ class SqliteStore(SqlStore):
 
     async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
         # ``hot`` needs nothing here: sqlite3 keeps a per-connection statement cache.
-        if self._db is None:
-            raise StoreError("the store is not open; await store.open() first")
+        db = self._open_db()
+        busy = self._busy
+
+        def fetch() -> list[Row]:
+            with busy:
+                return [dict(row) for row in db._conn.execute(sql, params).fetchall()]
+
         self.round_trips += 1
         try:
-            rows = await self._db.execute_fetchall(sql, params)
+            return await db._execute(fetch)  # type: ignore[no-untyped-call,no-any-return]
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self._translate(exc) from exc
-        return [dict(row) for row in rows]
 
     async def _fetch_with_steps(
         self, name: str, params: Mapping[str, Any], steps: list[Row]
     ) -> list[Row]:
-        if not steps:
-            return await self._fetch(self._queries[name], params)
-        if self._db is None:
-            raise StoreError("the store is not open; await store.open() first")
-        db, statement, upsert = self._db, self._queries[name], self._queries["write_steps"]
-
-        def both() -> list[Row]:
-            # Runs on the connection's own thread: the two statements and their
-            # transaction cost one hop there and back, like a single statement.
-            conn = db._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = [dict(row) for row in conn.execute(statement, params).fetchall()]
-                if rows:  # the run took the write: its steps go under its epoch
-                    epoch = rows[0]["lease_epoch"]
-                    run_id = params["id"]
-                    conn.executemany(
-                        upsert, [{**step, "run_id": run_id, "epoch": epoch} for step in steps]
-                    )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return rows
-
-        # One round trip, honestly: aiosqlite's queueing call (the one its own execute
-        # uses) hands the whole function to the connection thread at once.
+        write = self._writer(name, params, steps)
         self.round_trips += 1
         try:
-            return await db._execute(both)  # type: ignore[no-untyped-call,no-any-return]
+            if name == "write_progress":
+                with suppress(_Locked):
+                    return self._on_loop(write)
+            # aiosqlite's queueing call (the one its own execute uses) hands the whole
+            # function to the connection thread at once: one hop there and back.
+            return await self._open_db()._execute(write)  # type: ignore[no-untyped-call,no-any-return]
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self._translate(exc) from exc
+
+    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
+        """:meth:`write_progress` done before returning, on the event loop's thread, or
+        ``None`` when it cannot be done now (another caller is using the connection,
+        another process holds the write lock, or it is switched off): then await
+        :meth:`write_progress`."""
+        if not self.progress_on_loop or self._lock.locked() or self._db is None:
+            return None
+        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
+        writer = self._writer("write_progress", params, common.step_rows(write.steps))
+        self.round_trips += 1
+        try:
+            rows = self._on_loop(writer)
+        except _Locked:
+            self.round_trips -= 1
+            return None
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            raise self._translate(exc) from exc
+        return self._stop_engine(rows)
+
+    def _open_db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open; await store.open() first")
+        return self._db
+
+    def _writer(
+        self, name: str, params: Mapping[str, Any], steps: list[Row]
+    ) -> Callable[[], list[Row]]:
+        """Query ``name`` and the step upserts in one transaction, as a function to run
+        on whichever thread holds the connection."""
+        db, busy = self._open_db(), self._busy
+        statement, upsert = self._queries[name], self._queries["write_steps"]
+
+        def write() -> list[Row]:
+            conn = db._conn
+            with busy:
+                if not steps:
+                    return [dict(row) for row in conn.execute(statement, params).fetchall()]
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = [dict(row) for row in conn.execute(statement, params).fetchall()]
+                    if rows:  # the run took the write: its steps go under its epoch
+                        epoch = rows[0]["lease_epoch"]
+                        run_id = params["id"]
+                        conn.executemany(
+                            upsert, [{**step, "run_id": run_id, "epoch": epoch} for step in steps]
+                        )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return rows
+
+        return write
+
+    def _on_loop(self, write: Callable[[], list[Row]]) -> list[Row]:
+        """A progress write right here, on the event loop's thread, when the database is
+        free: it takes microseconds (synchronous=NORMAL: a WAL append, no fsync), far less
+        than handing it to the connection's thread and back. It raises :class:`_Locked`
+        instead of waiting when it cannot go now: the connection's thread is still busy
+        with an earlier statement (one whose caller was cancelled, say), a transaction is
+        open on it, or another process holds the write lock (busy_timeout is 0 here).
+        The write then goes to the connection's thread, which may wait."""
+        if not self.progress_on_loop or not self._busy.acquire(blocking=False):
+            raise _Locked
+        try:
+            conn = self._open_db()._conn
+            if conn.in_transaction:
+                raise _Locked
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                return write()  # takes ``_busy`` again: it is re-entrant
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                    raise _Locked from exc
+                raise
+            finally:
+                conn.execute(_BUSY_TIMEOUT)
+        finally:
+            self._busy.release()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:

@@ -206,6 +206,15 @@ class SqlStore(ABC):
     async def write_progress(self, run_id: str, write: ProgressWrite) -> bool:
         params = common.progress_params(run_id, write, common.utcnow(), self._ts)
         rows = await self._q("write_progress", params, steps=common.step_rows(write.steps))
+        return self._stop_engine(rows)
+
+    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
+        """:meth:`write_progress` without awaiting, where the backend can (SQLite); None:
+        not now, await :meth:`write_progress`."""
+        return None
+
+    @staticmethod
+    def _stop_engine(rows: list[Row]) -> bool:
         # No row: the run is no longer running (someone else ended it), so stop too.
         return not rows or rows[0]["cancel_requested_at"] is not None
 

@@ -118,6 +118,17 @@ class RecordingMixin:
         finally:
             self.events.append(("progress-end", write))
 
+    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
+        if self.progress_delay:
+            return None  # a delayed write must be awaited
+        self.events.append(("progress-begin", write))
+        done = super().write_progress_now(run_id, write)  # type: ignore[misc]
+        if done is None:  # not written: the awaited write logs itself
+            self.events.pop()
+        else:
+            self.events.append(("progress-end", write))
+        return done  # type: ignore[no-any-return]
+
     async def finalize(self, run_id: str, fin: Finalization) -> FinalizeOutcome:
         self.events.append(("finalize-begin", fin))
         try:
