@@ -49,12 +49,19 @@ def fit(value: Any, max_bytes: int) -> tuple[Any, dict[str, Any] | None]:
     """``value`` made storable and capped: a JSON-safe stand-in when the strict encoder
     would refuse it (``json_safe``), then ``cap_output``'s stand-in when its JSON text is
     over ``max_bytes``. One encoding in the common case (a small, plain value)."""
+    fitted, truncation, _ = fit_encoded(value, max_bytes)
+    return fitted, truncation
+
+
+def fit_encoded(value: Any, max_bytes: int) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """:func:`fit`, and in the common case the compact JSON text it was judged by (the
+    store's own encoding, so the step write need not encode it again); else ``None``."""
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        return cap_output(json_safe(value), max_bytes)
+        return (*cap_output(json_safe(value), max_bytes), None)
     if "\\u0000" in text:  # PostgreSQL cannot store NUL; drop it on both backends
-        return cap_output(json_safe(value), max_bytes)
+        return (*cap_output(json_safe(value), max_bytes), None)
     if len(text) <= max_bytes // 4:
-        return value, None
-    return cap_output(value, max_bytes)
+        return value, None, text
+    return (*cap_output(value, max_bytes), None)

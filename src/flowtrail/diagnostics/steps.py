@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flowtrail.diagnostics.capping import fit
+from flowtrail.diagnostics.capping import fit_encoded
 from flowtrail.diagnostics.masking import Masker, Sealer
 from flowtrail.engine.events import (
     BlockCompleted,
@@ -118,9 +118,11 @@ class StepLog:
                 iterations_total=progress.total if progress else None,
                 iterations_done=item.iterations,
             )
-        output, truncation = (None, None)
+        output, truncation, encoded = (None, None, None)
         if item.success:
-            output, truncation = fit(self.sealer.seal(item.output), self.max_output_bytes)
+            output, truncation, encoded = fit_encoded(
+                self.sealer.seal(item.output), self.max_output_bytes
+            )
         return StepWrite(
             position,
             block_id,
@@ -134,4 +136,5 @@ class StepLog:
             output=output,
             output_truncated=truncation is not None,
             error=self.masker(item.error) if item.error else None,
+            output_json=encoded,
         )

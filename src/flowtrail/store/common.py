@@ -59,7 +59,11 @@ def ts_datetime(value: datetime | None) -> datetime | None:
 
 def ts_text(value: datetime | None) -> str | None:
     """Fixed-width ISO-8601 UTC with microseconds: string order is time order."""
-    return None if value is None else aware_utc(value).isoformat(timespec="microseconds")
+    if value is None:
+        return None
+    if value.tzinfo is UTC:  # the engine's own timestamps: nothing to convert
+        return value.isoformat(timespec="microseconds")
+    return aware_utc(value).isoformat(timespec="microseconds")
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -185,6 +189,8 @@ def step_rows(steps: tuple[StepWrite, ...]) -> list[dict[str, Any]]:
 
 
 def _step_output(step: StepWrite) -> str | None:
+    if step.output_json is not None and step.output is not None:  # None stays SQL NULL
+        return safe_text(step.output_json)
     # The recorder hands over JSON-safe values; should one still be refused, the step is
     # written without it rather than failing (and re-failing) every progress write.
     try:

@@ -120,6 +120,9 @@ class StepWrite:
     """A loop's or parallel's step: its iterations or branches (``None`` when not known
     in advance: a ``while`` loop), and how many of them ended so far."""
     iterations_done: int | None = None
+    output_json: str | None = None
+    """``output`` already encoded as compact JSON (by the recorder, which had to encode
+    it to judge its size), so the write does not encode it again."""
 
 
 @dataclass(frozen=True, slots=True)
