@@ -90,3 +90,35 @@ def test_versus_dbos_benchmark_flowtrail_only(tmp_path: Path) -> None:
     [target] = report["targets"]
     assert (target["backend"], target["limit"]) == ("sqlite", 10.0)
     assert target["value"] is None and target["met"] is None  # no DBOS, no verdict
+
+
+def test_per_block_benchmark_quick_without_dbos() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "per_block.py"), "--quick", "--skip-dbos",
+         "--backends", "sqlite", "--repeat", "1", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["benchmark"] == "per_block" and not report["failed"]
+    assert set(report["parts"]) == {"versus_dbos", "loading", "engine", "markers"}
+    by_source: dict[str, list[dict[str, object]]] = {}
+    for target in report["targets"]:
+        assert {"name", "value", "limit", "unit", "met"} <= set(target)
+        by_source.setdefault(str(target["source"]), []).append(target)
+    # Measured here: a number and a verdict each (the figures themselves are not checked).
+    assert len(by_source["loading"]) == 2  # 20 -> 100 and 100 -> 400 blocks
+    assert len(by_source["engine"]) == 1 and by_source["engine"][0]["limit"] == 50.0
+    assert by_source["markers"], "markers.py's overhead and round-trip targets, as it states them"
+    for source in ("loading", "engine", "markers"):
+        for target in by_source[source]:
+            assert isinstance(target["value"], float | int), target
+            assert isinstance(target["met"], bool), target
+    # DBOS skipped: its target is listed, not measured.
+    [dbos] = by_source["versus_dbos"]
+    assert dbos["value"] is None and dbos["met"] is None and dbos["limit"] == 10.0
+    reported = report["reported"]
+    assert reported["validate_s"].keys() == {"20", "100", "400"}
+    assert reported["peak_rss_mb_validate"]["400"] > 0
+    assert reported["cold_start_t10_s"]["sqlite/flowtrail"] > 0
+    assert "sqlite/flowtrail/busy" in reported["busy_marginal_us"]
