@@ -31,9 +31,12 @@ LEASE_STYLE = {"expired": "red", "late": "yellow"}
 def print_json(console: Console, data: Any, *, indent: int | None = 2) -> None:
     """JSON written to the console's file as it is: no markup is read (brackets in user
     data print as they are), and Rich does not lay out every line of a large record (a
-    1,000-block run's record took 150 ms through ``Console.print``)."""
+    1,000-block run's record took 150 ms through ``Console.print``). Indented on a
+    terminal; on one line into a pipe or a file, where ``json``'s C encoder writes it
+    (indenting falls back to the pure-Python one: 25 ms for that record)."""
     file = console.file
-    file.write(json.dumps(data, indent=indent, default=str) + "\n")
+    pretty = indent is not None and file.isatty()
+    file.write(json.dumps(data, indent=indent if pretty else None, default=str) + "\n")
     file.flush()
 
 
