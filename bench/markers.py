@@ -152,15 +152,21 @@ def _capture(store: Any, backend: str) -> list[tuple[str, dict[str, Any], list[d
             return writer(name, params, steps)
 
         store._writer = capturing_writer
-    else:
+    else:  # the async path, and the blocking one a block running alone takes
         fetch = store._fetch_with_steps
+        execute = store._execute_progress
 
         async def capturing_fetch(name: str, params: Any, steps: Any) -> Any:
             if name == "write_progress":
                 kept.append((store._queries[name], dict(params), [dict(s) for s in steps]))
             return await fetch(name, params, steps)
 
+        def capturing_execute(conn: Any, sql: str, args: Any) -> Any:
+            kept.append((sql, dict(args), None))  # args carry the steps as JSON already
+            return execute(conn, sql, args)
+
         store._fetch_with_steps = capturing_fetch
+        store._execute_progress = capturing_execute
     return kept
 
 
@@ -238,7 +244,15 @@ async def _replay_floor(
                         **params,
                         "id": run_id,
                         "epoch": None,
-                        "steps": json.dumps(steps, ensure_ascii=False, separators=(",", ":")),
+                        **(
+                            {}
+                            if steps is None
+                            else {
+                                "steps": json.dumps(
+                                    steps, ensure_ascii=False, separators=(",", ":")
+                                )
+                            }
+                        ),
                     },
                 )
                 for sql, params, steps in kept
@@ -276,6 +290,7 @@ async def _runs(spec: dict[str, Any]) -> dict[str, Any]:
             await h.run_once(on_runner, workflow, workload, n)  # warm-up, writes kept
             store.__dict__.pop("_writer", None)
             store.__dict__.pop("_fetch_with_steps", None)
+            store.__dict__.pop("_execute_progress", None)
         for _ in range(repeat):
             off.append(await h.run_once(off_runner, workflow, workload, n))
             if store is not None:

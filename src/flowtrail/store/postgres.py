@@ -6,7 +6,9 @@ next call, so a database restart costs the calls made while it was down, not the
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
@@ -21,7 +23,7 @@ from flowtrail.errors import StoreError, StoreUnavailableError
 from flowtrail.status import TERMINAL_STATUSES, RunStatus
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
-from flowtrail.store.records import EndedRunJob, JobSeen, QueueScan
+from flowtrail.store.records import EndedRunJob, JobSeen, ProgressWrite, QueueScan
 from flowtrail.store.sqlstore import Row, SqlStore
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -33,6 +35,9 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 # terminal write waits. A statement timeout (57014) is not among them: retrying the same
 # call won't help.
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "25006")
+
+# The blocking progress connection gives up on a statement (or a silent peer) after this.
+_PROGRESS_TIMEOUT_MS = 5000
 
 # Procrastinate job statuses after which the job will not run (again).
 JOB_ENDED = ("succeeded", "failed", "cancelled", "aborted")
@@ -54,6 +59,12 @@ class PostgresStore(SqlStore):
         self._conn: Connection | None = None
         self._is_open = False
         self._password = urlsplit(url).password
+        self.progress_on_loop = True
+        """Progress writes of a block running alone go through a blocking connection on
+        the event loop's thread (see ``write_progress_now``); off, all go async."""
+        self._progress: psycopg.Connection[dict[str, Any]] | None = None
+        self._progress_connecting: asyncio.Future[None] | None = None
+        self._progress_retry_at = 0.0
 
     async def open(self) -> None:
         if not self._is_open:
@@ -64,8 +75,94 @@ class PostgresStore(SqlStore):
         self._snapshots_stored.clear()  # a reopened store checks again
         self._is_open = False
         conn, self._conn = self._conn, None
+        connecting, self._progress_connecting = self._progress_connecting, None
+        if connecting is not None and not connecting.done():
+            # Not cancelled: its thread would finish the connect anyway and drop the
+            # connection unclosed. It sees the store closed and closes it (bounded by
+            # the connect timeout).
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(connecting)
+        self._drop_progress()
         if conn is not None:
             await conn.close()
+
+    # -- progress writes on the event loop's thread ----------------------------------------
+
+    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
+        """:meth:`write_progress` through a blocking connection, right here: for a block
+        running alone nothing else needs the event loop during the round trip, and the
+        blocking driver saves asyncio's wake-ups around it (about half the cost). The
+        connection is made in the background on first use (``None`` until then), its
+        statements give up after 5 s (``statement_timeout``, ``tcp_user_timeout``), and
+        on any connection error it is dropped and the write goes the async way, which
+        reconnects; the write is idempotent, so repeating one that did land is harmless."""
+        if not self.progress_on_loop or not self._is_open or self._lock.locked():
+            return None
+        conn = self._progress
+        if conn is None or conn.closed or conn.broken:
+            self._drop_progress()
+            self._connect_progress_soon()
+            return None
+        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
+        steps = json.dumps(common.step_rows(write.steps), ensure_ascii=False, separators=(",", ":"))
+        self.round_trips += 1
+        try:
+            rows = self._execute_progress(
+                conn, self._queries["write_progress"], {**params, "steps": steps}
+            )
+        except psycopg.OperationalError:
+            self._drop_progress()
+            return None
+        except psycopg.Error as exc:
+            message = f"PostgreSQL store {common.redact_url(self.url)}: {self._scrub(str(exc))}"
+            raise StoreError(message) from exc
+        return self._stop_engine(rows)
+
+    @staticmethod
+    def _execute_progress(
+        conn: psycopg.Connection[dict[str, Any]], sql: str, args: Mapping[str, Any]
+    ) -> list[Row]:
+        return conn.execute(sql, args, prepare=True).fetchall()
+
+    def _connect_progress_soon(self) -> None:
+        if self._progress_connecting is not None and not self._progress_connecting.done():
+            return
+        if time.monotonic() < self._progress_retry_at:
+            return
+        self._progress_connecting = asyncio.ensure_future(self._connect_progress())
+
+    async def _connect_progress(self) -> None:
+        def connect() -> None:
+            # In the thread, to the end: a cancelled caller cannot drop it unclosed.
+            conn = psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=min(self.connect_timeout, 5),
+                application_name="flowtrail-progress",
+                options=f"-c statement_timeout={_PROGRESS_TIMEOUT_MS}",
+                tcp_user_timeout=_PROGRESS_TIMEOUT_MS,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=2,
+            )
+            set_json_loads(_raw_json, conn)
+            if self._is_open and self._progress is None:
+                self._progress = conn
+            else:
+                conn.close()
+
+        try:
+            await asyncio.to_thread(connect)
+        except psycopg.Error:
+            self._progress_retry_at = time.monotonic() + 5.0  # the async path goes on
+
+    def _drop_progress(self) -> None:
+        conn, self._progress = self._progress, None
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
 
     async def _connect(self) -> Connection:
         try:

@@ -117,3 +117,78 @@ async def test_progress_on_loop_off_keeps_writes_on_the_connections_thread(
     assert report.status is RunStatus.COMPLETED
     loop = threading.get_ident()
     assert all(ident != loop for _, ident in seen)
+
+
+# -- PostgreSQL: a blocking connection for a lone block's progress -------------------------
+
+
+@pytest.fixture
+def postgres_only(store_url: str) -> str:
+    if store_url.startswith("sqlite:"):
+        pytest.skip("PostgreSQL's progress path")
+    return store_url
+
+
+def progress_backends(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'flowtrail-progress'"
+            " AND datname = current_database()"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+async def test_a_chain_writes_its_progress_through_the_blocking_connection(
+    postgres_only: str, db: SqlStore, tmp_path: Path
+) -> None:
+    flow = make_flow(tmp_path / "wf", chain("step", 20), CODE)
+    report = await Runner(Settings(cancel_poll_seconds=60), db).run(flow.workflow)
+    assert report.status is RunStatus.COMPLETED
+    assert progress_backends(postgres_only), "the progress connection is open"
+    record = await db.get_run(report.run_id)
+    assert record is not None and record.last_completed_block is not None
+    assert record.last_completed_block.block_id == "b19"
+    steps = await db.list_steps(report.run_id)
+    assert sorted(s.block_id for s in steps if s.block_id != "start") == sorted(
+        f"b{i}" for i in range(20)
+    )
+    await db.close()
+    assert not progress_backends(postgres_only), "closing the store closes it too"
+
+
+async def test_a_killed_progress_connection_costs_no_write(
+    postgres_only: str, db: SqlStore, tmp_path: Path
+) -> None:
+    import psycopg
+
+    flow = make_flow(tmp_path / "wf", chain("nap", 40), CODE)
+    killed: list[int] = []
+
+    def kill_it() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not killed:
+            pids = progress_backends(postgres_only)
+            if pids:
+                with psycopg.connect(postgres_only, autocommit=True) as conn:
+                    conn.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+                killed.append(pids[0])
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_it)
+    thread.start()
+    try:
+        report = await Runner(Settings(cancel_poll_seconds=60), db).run(flow.workflow)
+    finally:
+        thread.join()
+    assert killed, "the progress connection was terminated mid-run"
+    assert report.status is RunStatus.COMPLETED
+    record = await db.get_run(report.run_id)
+    assert record is not None and record.marker_write_failures in (0, None)
+    assert record.last_completed_block is not None
+    assert record.last_completed_block.block_id == "b39"
+    steps = await db.list_steps(report.run_id)
+    assert len([s for s in steps if s.block_id != "start"]) == 40
+    # a new progress connection took over once the old one was gone
+    assert set(progress_backends(postgres_only)) - set(killed)
