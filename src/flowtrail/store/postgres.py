@@ -23,7 +23,7 @@ from flowtrail.errors import StoreError, StoreUnavailableError
 from flowtrail.status import TERMINAL_STATUSES, RunStatus
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
-from flowtrail.store.records import EndedRunJob, JobSeen, ProgressWrite, QueueScan
+from flowtrail.store.records import EndedRunJob, JobSeen, QueueScan
 from flowtrail.store.sqlstore import Row, SqlStore
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -43,6 +43,11 @@ _PROGRESS_TIMEOUT_MS = 5000
 JOB_ENDED = ("succeeded", "failed", "cancelled", "aborted")
 
 
+def _json_rows(rows: list[Row]) -> str:
+    """Step rows as the JSON text the statements read with ``json_to_recordset``."""
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
 def _raw_json(data: str | bytes) -> str:
     # JSON is decoded by the shared row mapping, identically for both backends.
     return data if isinstance(data, str) else data.decode("utf-8")
@@ -59,9 +64,6 @@ class PostgresStore(SqlStore):
         self._conn: Connection | None = None
         self._is_open = False
         self._password = urlsplit(url).password
-        self.progress_on_loop = True
-        """Progress writes of a block running alone go through a blocking connection on
-        the event loop's thread (see ``write_progress_now``); off, all go async."""
         self._progress: psycopg.Connection[dict[str, Any]] | None = None
         self._progress_connecting: asyncio.Future[None] | None = None
         self._progress_retry_at = 0.0
@@ -88,27 +90,24 @@ class PostgresStore(SqlStore):
 
     # -- progress writes on the event loop's thread ----------------------------------------
 
-    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
-        """:meth:`write_progress` through a blocking connection, right here: for a block
-        running alone nothing else needs the event loop during the round trip, and the
-        blocking driver saves asyncio's wake-ups around it (about half the cost). The
-        connection is made in the background on first use (``None`` until then), its
-        statements give up after 5 s (``statement_timeout``, ``tcp_user_timeout``), and
-        on any connection error it is dropped and the write goes the async way, which
-        reconnects; the write is idempotent, so repeating one that did land is harmless."""
-        if not self.progress_on_loop or not self._is_open or self._lock.locked():
-            return None
+    def _progress_now(self, params: Mapping[str, Any], steps: list[Row]) -> list[Row] | None:
+        """Through a blocking connection: for a block running alone nothing else needs
+        the event loop during the round trip, and the blocking driver saves asyncio's
+        wake-ups around it (about half the cost). The connection is made in the
+        background on first use (``None`` until then), its statements give up after 5 s
+        (``statement_timeout``, ``tcp_user_timeout``), and on any connection error it is
+        dropped and the write goes the async way, which reconnects; the write is
+        idempotent, so repeating one that did land is harmless."""
         conn = self._progress
-        if conn is None or conn.closed or conn.broken:
-            self._drop_progress()
-            self._connect_progress_soon()
+        if not self._is_open or conn is None or conn.closed or conn.broken:
+            if self._is_open:
+                self._drop_progress()
+                self._connect_progress_soon()
             return None
-        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
-        steps = json.dumps(common.step_rows(write.steps), ensure_ascii=False, separators=(",", ":"))
         self.round_trips += 1
         try:
-            rows = self._execute_progress(
-                conn, self._queries["write_progress"], {**params, "steps": steps}
+            return self._execute_progress(
+                conn, self._queries["write_progress"], {**params, "steps": _json_rows(steps)}
             )
         except psycopg.OperationalError:
             self._drop_progress()
@@ -116,7 +115,6 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             message = f"PostgreSQL store {common.redact_url(self.url)}: {self._scrub(str(exc))}"
             raise StoreError(message) from exc
-        return self._stop_engine(rows)
 
     @staticmethod
     def _execute_progress(
@@ -210,8 +208,8 @@ class PostgresStore(SqlStore):
         self, name: str, params: Mapping[str, Any], steps: list[Row]
     ) -> list[Row]:
         # One statement: the query's UPDATE is a CTE the steps' upsert reads its epoch from.
-        steps_json = json.dumps(steps, ensure_ascii=False, separators=(",", ":"))
-        return await self._fetch(self._queries[name], {**params, "steps": steps_json}, hot=True)
+        args = {**params, "steps": _json_rows(steps)}
+        return await self._fetch(self._queries[name], args, hot=True)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:

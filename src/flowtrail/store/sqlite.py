@@ -23,7 +23,7 @@ import aiosqlite
 from flowtrail.errors import DatabaseNotFoundError, StoreError, StoreUnavailableError
 from flowtrail.store import common
 from flowtrail.store.migrate import Migration, MigrationTarget
-from flowtrail.store.records import Finalization, FinalizeOutcome, ProgressWrite
+from flowtrail.store.records import Finalization, FinalizeOutcome
 from flowtrail.store.sqlstore import Row, SqlStore
 
 _FileId = tuple[int, int]
@@ -97,10 +97,8 @@ class SqliteStore(SqlStore):
         self.create = create
         self._db: aiosqlite.Connection | None = None
         self._file: _FileId | None = None
-        self._busy = threading.RLock()  # held by whichever thread is using the connection
-        self.progress_on_loop = True
-        """Progress writes run on the event loop's thread when the database is free (see
-        ``_on_loop``); off, every statement goes to the connection's thread."""
+        self._busy = threading.Lock()  # held by whichever thread is using the connection
+        self._waits = True  # busy_timeout is 5 s (False: 0, as the loop's thread left it)
 
     def _file_id(self) -> _FileId | None:
         try:
@@ -141,6 +139,7 @@ class SqliteStore(SqlStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.url}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
+        self._waits = True  # _PRAGMAS set busy_timeout first
         self._file = None if memory else self._file_id()
         try:
             for pragma in _PRAGMAS:
@@ -168,15 +167,13 @@ class SqliteStore(SqlStore):
     async def _fetch(self, sql: str, params: Mapping[str, Any], *, hot: bool = False) -> list[Row]:
         # ``hot`` needs nothing here: sqlite3 keeps a per-connection statement cache.
         db = self._open_db()
-        busy = self._busy
 
         def fetch() -> list[Row]:
-            with busy:
-                return [dict(row) for row in db._conn.execute(sql, params).fetchall()]
+            return [dict(row) for row in db._conn.execute(sql, params).fetchall()]
 
         self.round_trips += 1
         try:
-            return await db._execute(fetch)  # type: ignore[no-untyped-call,no-any-return]
+            return await db._execute(self._on_thread(fetch))  # type: ignore[no-untyped-call,no-any-return]
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self._translate(exc) from exc
 
@@ -191,28 +188,22 @@ class SqliteStore(SqlStore):
                     return self._on_loop(write)
             # aiosqlite's queueing call (the one its own execute uses) hands the whole
             # function to the connection thread at once: one hop there and back.
-            return await self._open_db()._execute(write)  # type: ignore[no-untyped-call,no-any-return]
+            return await self._open_db()._execute(self._on_thread(write))  # type: ignore[no-untyped-call,no-any-return]
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self._translate(exc) from exc
 
-    def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
-        """:meth:`write_progress` done before returning, on the event loop's thread, or
-        ``None`` when it cannot be done now (another caller is using the connection,
-        another process holds the write lock, or it is switched off): then await
-        :meth:`write_progress`."""
-        if not self.progress_on_loop or self._lock.locked() or self._db is None:
+    def _progress_now(self, params: Mapping[str, Any], steps: list[Row]) -> list[Row] | None:
+        if self._db is None:
             return None
-        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
-        writer = self._writer("write_progress", params, common.step_rows(write.steps))
+        write = self._writer("write_progress", params, steps)
         self.round_trips += 1
         try:
-            rows = self._on_loop(writer)
+            return self._on_loop(write)
         except _Locked:
             self.round_trips -= 1
             return None
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self._translate(exc) from exc
-        return self._stop_engine(rows)
 
     def _open_db(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -222,32 +213,45 @@ class SqliteStore(SqlStore):
     def _writer(
         self, name: str, params: Mapping[str, Any], steps: list[Row]
     ) -> Callable[[], list[Row]]:
-        """Query ``name`` and the step upserts in one transaction, as a function to run
-        on whichever thread holds the connection."""
-        db, busy = self._open_db(), self._busy
+        """Query ``name`` and the step upserts in one transaction, as a function for
+        :meth:`_on_loop` or :meth:`_on_thread` to run."""
+        db = self._open_db()
         statement, upsert = self._queries[name], self._queries["write_steps"]
 
         def write() -> list[Row]:
             conn = db._conn
-            with busy:
-                if not steps:
-                    return [dict(row) for row in conn.execute(statement, params).fetchall()]
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = [dict(row) for row in conn.execute(statement, params).fetchall()]
-                    if rows:  # the run took the write: its steps go under its epoch
-                        epoch = rows[0]["lease_epoch"]
-                        run_id = params["id"]
-                        conn.executemany(
-                            upsert, [{**step, "run_id": run_id, "epoch": epoch} for step in steps]
-                        )
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return rows
+            if not steps:
+                return [dict(row) for row in conn.execute(statement, params).fetchall()]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = [dict(row) for row in conn.execute(statement, params).fetchall()]
+                if rows:  # the run took the write: its steps go under its epoch
+                    epoch = rows[0]["lease_epoch"]
+                    run_id = params["id"]
+                    conn.executemany(
+                        upsert, [{**step, "run_id": run_id, "epoch": epoch} for step in steps]
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return rows
 
         return write
+
+    def _on_thread(self, work: Callable[[], list[Row]]) -> Callable[[], list[Row]]:
+        """``work`` as the connection's thread runs it: holding ``_busy``, and with
+        ``busy_timeout`` back at 5 s if the event loop's thread last set it to 0."""
+        db = self._open_db()
+
+        def run() -> list[Row]:
+            with self._busy:
+                if not self._waits:
+                    db._conn.execute(_BUSY_TIMEOUT)
+                    self._waits = True
+                return work()
+
+        return run
 
     def _on_loop(self, write: Callable[[], list[Row]]) -> list[Row]:
         """A progress write right here, on the event loop's thread, when the database is
@@ -255,7 +259,8 @@ class SqliteStore(SqlStore):
         than handing it to the connection's thread and back. It raises :class:`_Locked`
         instead of waiting when it cannot go now: the connection's thread is still busy
         with an earlier statement (one whose caller was cancelled, say), a transaction is
-        open on it, or another process holds the write lock (busy_timeout is 0 here).
+        open on it, or another process holds the write lock (``busy_timeout`` is 0 here;
+        it stays 0 until the connection's thread next needs it, see :meth:`_on_thread`).
         The write then goes to the connection's thread, which may wait."""
         if not self.progress_on_loop or not self._busy.acquire(blocking=False):
             raise _Locked
@@ -263,15 +268,15 @@ class SqliteStore(SqlStore):
             conn = self._open_db()._conn
             if conn.in_transaction:
                 raise _Locked
-            conn.execute("PRAGMA busy_timeout=0")
+            if self._waits:
+                conn.execute("PRAGMA busy_timeout=0")
+                self._waits = False
             try:
-                return write()  # takes ``_busy`` again: it is re-entrant
+                return write()
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                     raise _Locked from exc
                 raise
-            finally:
-                conn.execute(_BUSY_TIMEOUT)
         finally:
             self._busy.release()
 

@@ -68,6 +68,9 @@ class SqlStore(ABC):
         # interleaved with another caller's statement.
         self._lock = asyncio.Lock()
         self._snapshots_stored: set[str] = set()
+        self.progress_on_loop = True
+        """A block running alone may write its progress on the event loop's thread
+        (:meth:`write_progress_now`); off, every progress write is awaited."""
 
     # -- what a backend supplies -------------------------------------------------------
 
@@ -209,8 +212,19 @@ class SqlStore(ABC):
         return self._stop_engine(rows)
 
     def write_progress_now(self, run_id: str, write: ProgressWrite) -> bool | None:
-        """:meth:`write_progress` without awaiting, where the backend can (SQLite); None:
-        not now, await :meth:`write_progress`."""
+        """:meth:`write_progress` done before returning, on the event loop's thread, where
+        the backend can do it now (see its ``_progress_now``); ``None``: nothing was
+        written (switched off, another caller holds the store, the backend cannot right
+        now), await :meth:`write_progress`."""
+        if not self.progress_on_loop or self._lock.locked():
+            return None
+        params = common.progress_params(run_id, write, common.utcnow(), self._ts)
+        rows = self._progress_now(params, common.step_rows(write.steps))
+        return None if rows is None else self._stop_engine(rows)
+
+    def _progress_now(self, params: Mapping[str, Any], steps: list[Row]) -> list[Row] | None:
+        """The backend's blocking progress write (the rows ``write_progress`` returns), or
+        ``None`` when it cannot make it now. None here: always the awaited way."""
         return None
 
     @staticmethod
