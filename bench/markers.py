@@ -50,25 +50,10 @@ async def _floor(spec: dict[str, Any]) -> dict[str, Any]:
     """Time single raw UPDATE round trips on a row of this database."""
     from datetime import UTC, datetime
 
-    from flowtrail.status import RunStatus
-    from flowtrail.store.records import NewRun
-
     backend, url, trips = spec["backend"], spec["url"], int(spec["floor_trips"])
     store = await h.open_bench_store(url)
-    run_id = f"bench-floor-{time.time_ns()}"
     try:
-        await store.put_snapshot("bench-floor", "bench-floor", {"name": "bench-floor"})
-        await store.create_run(
-            NewRun(
-                id=run_id,
-                workflow_name="bench-floor",
-                snapshot_hash="bench-floor",
-                status=RunStatus.RUNNING,
-                trigger="bench",
-                started_at=datetime.now(UTC),
-                input=None,
-            )
-        )
+        run_id = await _fresh_run(store)
     finally:
         await store.close()
     now = datetime.now(UTC)

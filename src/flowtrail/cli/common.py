@@ -195,3 +195,13 @@ async def resolve_run_id(store: Store, given: str) -> str:
         raise RunNotFoundError(given, redact_url(store.url))
     more = len(found) > SHOWN_CANDIDATES
     raise AmbiguousRunIdError(given, found[:SHOWN_CANDIDATES], more)
+
+
+def parse_status(text: str) -> RunStatus:
+    """A ``--status`` value; ``InputError`` listing the statuses otherwise."""
+    try:
+        return RunStatus(text)
+    except ValueError:
+        raise InputError(
+            f"unknown status '{text}' (one of: {', '.join(s.value for s in RunStatus)})"
+        ) from None

@@ -6,11 +6,18 @@ from typing import Annotated
 
 import typer
 
-from flowtrail.cli.common import DbOption, JsonOption, err, guard, open_db, out, settings_for
+from flowtrail.cli.common import (
+    DbOption,
+    JsonOption,
+    err,
+    guard,
+    open_db,
+    out,
+    parse_status,
+    settings_for,
+)
 from flowtrail.cli.output import print_json
-from flowtrail.errors import InputError
 from flowtrail.retention import DEFAULT_BATCH, MAX_BATCH, PRUNABLE, PruneReport, parse_age, prune
-from flowtrail.status import RunStatus
 
 
 def prune_runs(
@@ -58,7 +65,7 @@ def prune_runs(
 
     async def go() -> int:
         age = parse_age(older_than)
-        statuses = tuple(_status(s) for s in status or ())
+        statuses = tuple(parse_status(s) for s in status or ())
         settings = settings_for(db)
         store = await open_db(settings, db=db)
         try:
@@ -78,15 +85,6 @@ def prune_runs(
         return 0
 
     raise typer.Exit(guard(go, as_json))
-
-
-def _status(text: str) -> RunStatus:
-    try:
-        return RunStatus(text)
-    except ValueError:
-        raise InputError(
-            f"unknown status '{text}' (one of: {', '.join(s.value for s in RunStatus)})"
-        ) from None
 
 
 def describe(report: PruneReport) -> str:

@@ -17,6 +17,7 @@ from flowtrail.cli.common import (
     guard,
     open_db,
     out,
+    parse_status,
     resolve_run_id,
     settings_for,
 )
@@ -136,7 +137,7 @@ def list_runs(
     async def go() -> int:
         now = utcnow()
         query = RunQuery(
-            statuses=tuple(_status(s) for s in status or ()),
+            statuses=tuple(parse_status(s) for s in status or ()),
             workflow_name=workflow,
             trigger=trigger,
             started_since=None if since is None else parse_when(since, now, "--since"),
@@ -165,15 +166,6 @@ def list_runs(
         return 0
 
     raise typer.Exit(guard(go, as_json))
-
-
-def _status(text: str) -> RunStatus:
-    try:
-        return RunStatus(text)
-    except ValueError:
-        raise InputError(
-            f"unknown status '{text}' (one of: {', '.join(s.value for s in RunStatus)})"
-        ) from None
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")

@@ -60,6 +60,7 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 _RESOLVER = Resolver()
 _CONSTRUCTORS = SafeConstructor.yaml_constructors
+_CONSTRUCTOR = SafeConstructor()  # its scalar constructors keep no state
 _CACHE_MAX = 10_000
 
 
@@ -107,7 +108,7 @@ def _scalar(event: ScalarEvent) -> tuple[Any, str]:
     if make is None or tag == _MERGE:
         raise NotPlain
     node = ScalarNode(tag, event.value, None, None, event.style)
-    value = make(SafeConstructor(), node)
+    value = make(_CONSTRUCTOR, node)
     if isinstance(value, int | float | bool) or value is None:
         if len(_scalars) >= _CACHE_MAX:
             _scalars.clear()
