@@ -205,20 +205,35 @@ _PATH = re.compile(rf"^\s*(?P<root>[A-Za-z_]\w*)(?P<steps>{_STEP}*)\s*$")
 _STEPS = re.compile(r"""\.(?P<attr>[A-Za-z_]\w*)|\[(?P<index>\d+)\]|\[["'](?P<key>[^"']*)["']\]""")
 
 
-def _path_evaluator(source: str, fallback: Callable[[], Evaluator]) -> Evaluator | None:
+def _plain_path(source: str) -> tuple[str, list[str | int]] | None:
+    """``a.b[0]["c"]`` as its root name and steps (a number for an index); ``None`` for
+    anything that is not a plain path, or whose steps ``_STEPS`` would read otherwise
+    than ``_PATH`` matched them (Jinja reads those)."""
     match = _PATH.match(source)
     if match is None:
         return None
-    root = match["root"]
+    root, text = match["root"], match["steps"]
     if root in ENV.globals or root in ("true", "false", "none", "True", "False", "None"):
         return None
     steps: list[str | int] = []
-    for step in _STEPS.finditer(match["steps"]):
+    consumed = 0
+    for step in _STEPS.finditer(text):
+        if step.start() != consumed:
+            return None
+        consumed = step.end()
         steps.append(
             int(step["index"])
             if step["index"] is not None
             else (step["attr"] if step["attr"] is not None else step["key"])
         )
+    return (root, steps) if consumed == len(text) else None
+
+
+def _path_evaluator(source: str, fallback: Callable[[], Evaluator]) -> Evaluator | None:
+    plain = _plain_path(source)
+    if plain is None:
+        return None
+    root, steps = plain
 
     def walk(context: Mapping[str, Any]) -> Any:
         if root not in context:
@@ -419,24 +434,15 @@ def _roots(ast: nodes.Node) -> Iterator[tuple[str, tuple[str, ...]]]:
 def _path_roots(source: str) -> list[tuple[str, tuple[str, ...]]] | None:
     """What :func:`_roots` gives for a plain path (``a.b["c"]``), read without Jinja's
     parser; ``None`` for anything else. The path stops at a numeric index, as there."""
-    match = _PATH.match(source)
-    if match is None:
+    plain = _plain_path(source)
+    if plain is None:
         return None
-    root, steps = match["root"], match["steps"]
-    if root in ENV.globals or root in ("true", "false", "none", "True", "False", "None"):
-        return None
+    root, steps = plain
     path: list[str] = []
-    consumed = 0
-    for step in _STEPS.finditer(steps):
-        if step.start() != consumed:
-            return None
-        consumed = step.end()
-        if step["index"] is not None:
+    for step in steps:
+        if isinstance(step, int):
             break
-        path.append(step["attr"] if step["attr"] is not None else step["key"])
-    else:
-        if consumed != len(steps):
-            return None  # a key _STEPS reads differently from the _PATH match: ask Jinja
+        path.append(step)
     return [(root, tuple(path))]
 
 
