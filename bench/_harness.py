@@ -230,6 +230,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def failures(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The closing lines of a report naming the scenarios whose child failed (none: [])."""
+    errors = [key for key, value in results.items() if "error" in value]
+    return ["", f"FAILED scenarios: {', '.join(errors)} (see stderr)"] if errors else []
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

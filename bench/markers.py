@@ -529,9 +529,7 @@ def render(report: dict[str, Any]) -> str:
         limit = "n/a" if t["limit"] is None else h.fmt(t["limit"], 3 if t["limit"] < 1 else 1)
         value = h.fmt(t["value"], 3 if t["unit"] == "round trips" else 1)
         out.append(f"  [{h.verdict(t['met']):>6}] {t['target']}: {value} (limit {limit})")
-    errors = [k for k, v in res.items() if "error" in v]
-    if errors:
-        out += ["", f"FAILED scenarios: {', '.join(errors)} (see stderr)"]
+    out += h.failures(res)
     return "\n".join(out)
 
 

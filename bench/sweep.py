@@ -328,9 +328,7 @@ def render(report: dict[str, Any]) -> str:
     out += ["", "Targets:"]
     for t in report["targets"]:
         out.append(f"  [{h.verdict(t['met']):>6}] {t['target']}: {h.fmt(t['value'], 3)}")
-    errors = [k for k, v in res.items() if "error" in v]
-    if errors:
-        out += ["", f"FAILED scenarios: {', '.join(errors)} (see stderr)"]
+    out += h.failures(res)
     return "\n".join(out)
 
 
