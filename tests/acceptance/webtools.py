@@ -24,7 +24,7 @@ from flowtrail.settings import Settings
 from flowtrail.status import FinalizationPath, FinalizedBy, RunStatus
 from flowtrail.store import open_store
 from flowtrail.store.common import utcnow
-from flowtrail.store.records import Finalization, NewRun, Worker
+from flowtrail.store.records import CompletedMarker, Finalization, NewRun, StartedMarker, Worker
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "fixtures" / "workflows" / "web"
 
@@ -175,6 +175,9 @@ async def huge_run(store: Any, iterations: int, failed: set[int]) -> str:
             finalized_by=FinalizedBy.ENGINE, ended_at=ended, duration_ms=trace["duration_ms"],
             execution_data={"trace": trace, "truncation": None}, has_trace_spans=True,
             trace_span_count=spans,
+            # as a real run leaves them: its last block, the last iteration's save
+            started=StartedMarker("save", "save", "function", ended - timedelta(milliseconds=1)),
+            completed=CompletedMarker("save", "save", "function", ended, True),
         ),
     )  # fmt: skip
     return run_id
